@@ -1,0 +1,98 @@
+"""Test environment: ROS isolation per test process, and per-test rclpy contexts.
+
+Set before any test imports rclpy: a ROS_DOMAIN_ID of this process's own, discovery limited to
+localhost, and ROS logs inside the build tree. Subprocesses that tests start get another domain
+id from ``child_domain_id``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# Domain ids 1..100 for test processes, 101..200 for the subprocesses they start; both derive from
+# the pid, so concurrent test processes on one machine do not share a domain.
+PROCESS_DOMAIN_ID = 1 + os.getpid() % 100
+
+os.environ["ROS_DOMAIN_ID"] = str(PROCESS_DOMAIN_ID)
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ["ROS_LOG_DIR"] = str(REPO_ROOT / "build" / "test_ros_log")
+os.environ.setdefault("AMENT_PREFIX_PATH", os.environ.get("VIRTUAL_ENV", ""))
+
+import rclpy  # noqa: E402  (must come after the environment above)
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+
+
+def child_domain_id() -> int:
+    return PROCESS_DOMAIN_ID + 100
+
+
+def child_env() -> dict[str, str]:
+    """Environment for a ROS subprocess started by a test: isolated from this process's domain."""
+    return {**os.environ, "ROS_DOMAIN_ID": str(child_domain_id())}
+
+
+@pytest.fixture
+def ros_context() -> Iterator[rclpy.Context]:
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    yield context
+    rclpy.try_shutdown(context=context)
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A namespace of its own per test, so no test sees another's topics."""
+    return f"/t{uuid.uuid4().hex[:10]}"
+
+
+class Spinner:
+    """Spins nodes on a multi-threaded executor in a background thread."""
+
+    def __init__(self, context: rclpy.Context) -> None:
+        self.executor = MultiThreadedExecutor(num_threads=4, context=context)
+        self.nodes: list[rclpy.node.Node] = []
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except rclpy.executors.ExternalShutdownException:
+            pass
+
+    def add(self, node: rclpy.node.Node) -> rclpy.node.Node:
+        self.nodes.append(node)
+        self.executor.add_node(node)
+        return node
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=5.0)
+        for node in self.nodes:
+            node.destroy_node()
+        self._thread.join(timeout=5.0)
+
+
+@pytest.fixture
+def spinner(ros_context: rclpy.Context) -> Iterator[Spinner]:
+    spinner = Spinner(ros_context)
+    yield spinner
+    spinner.close()
+
+
+def wait_for(predicate, timeout_s: float = 10.0, poll_s: float = 0.01) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout_s`` passes; returns its last value."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(poll_s)
+    return bool(predicate())

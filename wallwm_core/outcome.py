@@ -1,0 +1,29 @@
+"""Outcome codes of executed events and states of a policy node.
+
+The integer values are the constants of wallwm_msgs (EventOutcome, ExecuteEvent/ExecuteTask
+results, PolicyStatus); a test keeps them in step.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Outcome(enum.IntEnum):
+    """How an event (or a task) ended."""
+
+    SUCCEEDED = 0
+    TIMED_OUT = 1
+    CANCELED = 2
+    ABORTED = 3
+    FAULT = 4
+
+
+class PolicyState(enum.IntEnum):
+    """What a policy node is doing."""
+
+    IDLE = 0
+    RUNNING = 1
+    HOLDING = 2
+    FAULT = 3
+    ESTOP = 4

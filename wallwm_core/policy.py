@@ -1,0 +1,53 @@
+"""The interface every event policy implements, and what it consumes and returns.
+
+A policy serves one event at a time: ``start_event`` with the next-event instruction, then
+``next_chunk`` for each fresh observation until a chunk with ``ends_event`` set comes back.
+The WALL-WM model and the replay policy implement the same interface, so the ROS nodes run
+either unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Protocol
+
+import numpy as np
+
+from wallwm_core.action_chunk import ActionChunk
+
+
+@dataclasses.dataclass(frozen=True)
+class Observation:
+    """What the robot saw and felt at ``stamp_ns``.
+
+    images: camera name -> ``[H, W, C]`` uint8 array; joint_positions: ``[J]`` radians/metres in
+    the controller's joint order. Either may be empty for policies that do not read them.
+    """
+
+    stamp_ns: int
+    images: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    joint_positions: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyStep:
+    """One chunk plus the policy's estimate of where the event stands."""
+
+    chunk: ActionChunk
+    progress: float  # 0..1 through the event, after this chunk starts
+    predicted_remaining_ns: int  # predicted time until the event ends, from chunk.stamp_ns
+
+
+class UnknownInstructionError(ValueError):
+    """The policy cannot serve this instruction."""
+
+
+class EventPolicy(Protocol):
+    """A policy that produces action chunks for one semantic event at a time."""
+
+    def start_event(self, instruction: str, event_id: int, max_duration_ns: int) -> None:
+        """Begin a new event; raises UnknownInstructionError if it cannot be served."""
+
+    def next_chunk(self, observation: Observation) -> PolicyStep:
+        """The next chunk of the current event, conditioned on ``observation``."""
