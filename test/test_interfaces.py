@@ -46,7 +46,9 @@ def test_outcome_codes_match_core() -> None:
     from wallwm_msgs.msg import EventOutcome
 
     for holder in (EventOutcome, ExecuteEvent.Result, ExecuteTask.Result):
-        assert {o.name: getattr(holder, o.name) for o in Outcome} == {o.name: o.value for o in Outcome}
+        assert {o.name: getattr(holder, o.name) for o in Outcome} == {
+            o.name: o.value for o in Outcome
+        }
 
 
 def test_policy_states_match_core() -> None:

@@ -60,9 +60,13 @@ class _EventServer:
         for i in range(self.steps):
             if handle.is_cancel_requested:
                 handle.canceled()
-                return ExecuteEvent.Result(outcome=ExecuteEvent.Result.CANCELED, message="canceled", chunks_executed=i)
+                return ExecuteEvent.Result(
+                    outcome=ExecuteEvent.Result.CANCELED, message="canceled", chunks_executed=i
+                )
             handle.publish_feedback(
-                ExecuteEvent.Feedback(event_id=7, progress=(i + 1) / self.steps, chunks_executed=i + 1)
+                ExecuteEvent.Feedback(
+                    event_id=7, progress=(i + 1) / self.steps, chunks_executed=i + 1
+                )
             )
             time.sleep(self.period_s)
         handle.succeed()
@@ -74,10 +78,17 @@ class _EventServer:
         )
 
 
-def _send(client: ActionClient, goal: ExecuteEvent.Goal, feedback: list, cancel_after_feedback: int | None = None):
+def _send(
+    client: ActionClient,
+    goal: ExecuteEvent.Goal,
+    feedback: list,
+    cancel_after_feedback: int | None = None,
+):
     assert client.wait_for_server(timeout_sec=10.0)
     accepted = threading.Event()
-    goal_future = client.send_goal_async(goal, feedback_callback=lambda m: feedback.append(m.feedback))
+    goal_future = client.send_goal_async(
+        goal, feedback_callback=lambda m: feedback.append(m.feedback)
+    )
     goal_future.add_done_callback(lambda _: accepted.set())
     assert accepted.wait(10.0)
     handle = goal_future.result()
@@ -121,7 +132,9 @@ def test_execute_event_cancel(ros_context, spinner, namespace) -> None:
     _EventServer(server_node, steps=1000, period_s=0.01)
     client = ActionClient(client_node, ExecuteEvent, "execute_event")
     feedback: list = []
-    response = _send(client, ExecuteEvent.Goal(instruction="wipe"), feedback, cancel_after_feedback=2)
+    response = _send(
+        client, ExecuteEvent.Goal(instruction="wipe"), feedback, cancel_after_feedback=2
+    )
 
     assert response.result.outcome == ExecuteEvent.Result.CANCELED
     assert 2 <= response.result.chunks_executed < 1000
@@ -131,7 +144,9 @@ def test_action_chunk_pub_sub_fields_intact(ros_context, spinner, namespace) -> 
     publisher_node = spinner.add(Node("chunk_pub", namespace=namespace, context=ros_context))
     subscriber_node = spinner.add(Node("chunk_sub", namespace=namespace, context=ros_context))
     received: list[ActionChunkMsg] = []
-    subscriber_node.create_subscription(ActionChunkMsg, "action_chunk", received.append, qos.COMMANDS)
+    subscriber_node.create_subscription(
+        ActionChunkMsg, "action_chunk", received.append, qos.COMMANDS
+    )
     publisher = publisher_node.create_publisher(ActionChunkMsg, "action_chunk", qos.COMMANDS)
     sent = _random_chunk(np.random.default_rng(0))
 
@@ -142,7 +157,11 @@ def test_action_chunk_pub_sub_fields_intact(ros_context, spinner, namespace) -> 
     got = chunk_from_msg(received[0])
     assert got.stamp_ns == sent.stamp_ns
     assert got.step_period_ns == sent.step_period_ns
-    assert (got.frame_id, got.arm_names, got.ee_frames) == (sent.frame_id, sent.arm_names, sent.ee_frames)
+    assert (got.frame_id, got.arm_names, got.ee_frames) == (
+        sent.frame_id,
+        sent.arm_names,
+        sent.ee_frames,
+    )
     np.testing.assert_array_equal(got.positions, sent.positions)
     np.testing.assert_array_equal(got.quaternions, sent.quaternions)
     np.testing.assert_array_equal(got.gripper, sent.gripper)

@@ -20,10 +20,14 @@ class ConfigError(ValueError):
     """A configuration that is missing, malformed or inconsistent."""
 
 
-def config_from_dict(cls: type[ConfigT], data: Mapping[str, Any], source: str = "<dict>") -> ConfigT:
+def config_from_dict(
+    cls: type[ConfigT], data: Mapping[str, Any], source: str = "<dict>"
+) -> ConfigT:
     """Build ``cls`` from ``data``: unknown keys, missing keys and wrong types are errors."""
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
+        raise ConfigError(
+            f"{source}: expected a mapping for {cls.__name__}, got {type(data).__name__}"
+        )
     try:
         return dacite.from_dict(cls, dict(data), config=dacite.Config(strict=True, cast=[tuple]))
     except dacite.DaciteError as error:

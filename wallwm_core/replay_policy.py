@@ -12,6 +12,7 @@ instead of replaying the past.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -65,7 +66,7 @@ class ScriptedEvent:
         if len(self.waypoints) < 2:
             raise ConfigError(f"event {self.instruction!r} needs at least two waypoints")
         times = [w.time for w in self.waypoints]
-        if times[0] != 0.0 or any(b <= a for a, b in zip(times, times[1:])):
+        if times[0] != 0.0 or any(b <= a for a, b in itertools.pairwise(times)):
             raise ConfigError(
                 f"event {self.instruction!r}: waypoint times must start at 0 and increase, "
                 f"got {times}"
@@ -118,7 +119,10 @@ class _Trajectory:
 def densify(event: ScriptedEvent, arm_names: tuple[str, ...], step_period: float) -> _Trajectory:
     """Sample the waypoints every ``step_period``: positions and gripper linearly, rotation slerp."""
     times = np.array([w.time for w in event.waypoints])
-    step_times = np.arange(0.0, times[-1] + 1e-9, step_period)
+    num_steps = int(np.floor(times[-1] / step_period + 1e-9)) + 1
+    step_times = np.minimum(np.arange(num_steps) * step_period, times[-1])
+    if step_times[-1] < times[-1]:  # always end exactly on the last waypoint
+        step_times = np.append(step_times, times[-1])
     positions, quaternions, gripper = [], [], []
     for arm in arm_names:
         targets = [w.targets[arm] for w in event.waypoints]

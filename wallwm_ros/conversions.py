@@ -41,7 +41,7 @@ def chunk_to_msg(chunk: ActionChunk) -> ActionChunkMsg:
     msg.header.frame_id = chunk.frame_id
     msg.step_period = ns_to_duration(chunk.step_period_ns)
     msg.num_steps = chunk.num_steps
-    for arm, (name, ee_frame) in enumerate(zip(chunk.arm_names, chunk.ee_frames)):
+    for arm, (name, ee_frame) in enumerate(zip(chunk.arm_names, chunk.ee_frames, strict=True)):
         trajectory = ArmTrajectory(arm_name=name, ee_frame=ee_frame)
         for step in range(chunk.num_steps):
             pose = Pose()

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import rclpy
 from rclpy.executors import MultiThreadedExecutor
@@ -35,7 +36,9 @@ class ChunkMonitor:
         self.valid_chunks = 0
         self.invalid: list[str] = []
         self.states: list[str] = []
-        node.create_subscription(ActionChunk, "action_chunk", self._on_chunk, qos.COMMANDS)
+        self.subscription = node.create_subscription(
+            ActionChunk, "action_chunk", self._on_chunk, qos.COMMANDS
+        )
         node.create_subscription(PolicyStatus, "policy_status", self._on_status, qos.LATCHED)
 
     def _on_chunk(self, msg: ActionChunk) -> None:
@@ -86,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     try:
+        # The goal must not start before the chunk topic is matched, or the first chunks are lost.
+        deadline = time.monotonic() + 30.0
+        while monitor.subscription.get_publisher_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
         print(f"goal: {args.instruction!r}")
         result = execute_event(
             node,

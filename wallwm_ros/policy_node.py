@@ -18,12 +18,12 @@ import threading
 import time
 
 import rclpy
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 
 from wallwm_core.action_chunk import InvalidChunkError
 from wallwm_core.config_loading import ConfigError
@@ -31,8 +31,8 @@ from wallwm_core.outcome import Outcome, PolicyState
 from wallwm_core.policy import EventPolicy, Observation, UnknownInstructionError
 from wallwm_core.replay_policy import ReplayPolicy
 from wallwm_msgs.action import ExecuteEvent
-from wallwm_msgs.msg import PolicyStatus
 from wallwm_msgs.msg import ActionChunk as ActionChunkMsg
+from wallwm_msgs.msg import PolicyStatus
 from wallwm_ros import qos
 from wallwm_ros.conversions import chunk_to_msg, ns_to_duration
 
@@ -60,7 +60,9 @@ class PolicyNodeConfig:
                 "(the WALL-WM model policy is served once wallwm_core's model lands)"
             )
         if self.policy_type == "replay" and not self.replay_file:
-            raise ConfigError("parameter 'replay_file' must name a YAML file when policy_type is 'replay'")
+            raise ConfigError(
+                "parameter 'replay_file' must name a YAML file when policy_type is 'replay'"
+            )
         if self.goal_conflict not in GOAL_CONFLICT_POLICIES:
             raise ConfigError(
                 f"parameter 'goal_conflict' is {self.goal_conflict!r}; expected one of {GOAL_CONFLICT_POLICIES}"
@@ -69,7 +71,9 @@ class PolicyNodeConfig:
             if not getattr(self, name) > 0.0:
                 raise ConfigError(f"parameter '{name}' must be positive, got {getattr(self, name)}")
         if not 0.0 < self.replan_fraction <= 1.0:
-            raise ConfigError(f"parameter 'replan_fraction' must lie in (0, 1], got {self.replan_fraction}")
+            raise ConfigError(
+                f"parameter 'replan_fraction' must lie in (0, 1], got {self.replan_fraction}"
+            )
 
 
 _DESCRIPTIONS = {
@@ -155,7 +159,9 @@ class PolicyNode(Node):
             self.get_logger().warning("rejecting goal: negative timeout or max_duration")
             return GoalResponse.REJECT
         if self.config.goal_conflict == "reject" and self._active is not None:
-            self.get_logger().warning(f"rejecting goal {goal.instruction!r}: another goal is running")
+            self.get_logger().warning(
+                f"rejecting goal {goal.instruction!r}: another goal is running"
+            )
             return GoalResponse.REJECT
         return GoalResponse.ACCEPT
 
@@ -179,14 +185,25 @@ class PolicyNode(Node):
             return ExecuteEvent.Result(outcome=Outcome.ABORTED, message="another goal is running")
         if run.previous is not None:
             run.previous.finished.wait()
+        result = None
         try:
-            return self._run_event(run)
+            result = self._run_event(run)
+        except Exception as error:  # a bug here must end this goal, never the executor
+            fault = f"internal error: {type(error).__name__}: {error}"
+            self.get_logger().error(fault)
+            if handle.is_active:
+                handle.abort()
+            self._publish_status(PolicyState.FAULT, handle.request.instruction, 0, fault)
+            result = ExecuteEvent.Result(outcome=int(Outcome.FAULT), message=fault)
         finally:
             with self._lock:
                 if self._active is run:
                     self._active = None
-                    self._publish_status(PolicyState.IDLE)
+                    # A fault stays visible in the latched status until the next goal starts.
+                    if result is None or result.outcome != Outcome.FAULT:
+                        self._publish_status(PolicyState.IDLE)
             run.finished.set()
+        return result
 
     # --- event execution -------------------------------------------------------------------
 
@@ -208,8 +225,11 @@ class PolicyNode(Node):
                 run.handle.canceled()
             else:
                 run.handle.abort()
-            log = self.get_logger().info if outcome == Outcome.SUCCEEDED else self.get_logger().warning
-            log(f"event {event_id} {goal.instruction!r}: {outcome.name} ({message})")
+            summary = f"event {event_id} {goal.instruction!r}: {outcome.name} ({message})"
+            if outcome == Outcome.SUCCEEDED:
+                self.get_logger().info(summary)
+            else:  # rclpy requires one severity per call site
+                self.get_logger().warning(summary)
             return ExecuteEvent.Result(
                 outcome=int(outcome),
                 message=message,
@@ -228,7 +248,10 @@ class PolicyNode(Node):
             if elapsed >= timeout_ns:
                 return Outcome.TIMED_OUT, f"goal timeout of {timeout_ns / NS_PER_S:.3f} s reached"
             if elapsed >= max_duration_ns:
-                return Outcome.TIMED_OUT, f"event exceeded max duration {max_duration_ns / NS_PER_S:.3f} s"
+                return (
+                    Outcome.TIMED_OUT,
+                    f"event exceeded max duration {max_duration_ns / NS_PER_S:.3f} s",
+                )
             return None
 
         def wait_until(deadline_ns: int) -> tuple[Outcome, str] | None:
@@ -243,7 +266,9 @@ class PolicyNode(Node):
         except UnknownInstructionError as error:
             return finish(Outcome.ABORTED, str(error))
         except Exception as error:  # a policy failure must end the goal, not the node
-            self._publish_status(PolicyState.FAULT, goal.instruction, event_id, f"start failed: {error}")
+            self._publish_status(
+                PolicyState.FAULT, goal.instruction, event_id, f"start failed: {error}"
+            )
             return finish(Outcome.FAULT, f"policy failed to start the event: {error}")
         self._publish_status(PolicyState.RUNNING, goal.instruction, event_id)
 

@@ -61,7 +61,9 @@ def execute_event(
     client = ActionClient(node, ExecuteEvent, action_name)
     try:
         if not client.wait_for_server(timeout_sec=server_wait_s):
-            raise NoServerError(f"no ExecuteEvent server on '{action_name}' after {server_wait_s} s")
+            raise NoServerError(
+                f"no ExecuteEvent server on '{action_name}' after {server_wait_s} s"
+            )
         goal = ExecuteEvent.Goal(
             instruction=instruction,
             timeout=ns_to_duration(round(timeout_s * NS_PER_S)),
@@ -98,7 +100,9 @@ def execute_event(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("instruction", help="the next-event instruction")
-    parser.add_argument("--timeout", type=float, default=0.0, help="goal time limit, s (0 = node default)")
+    parser.add_argument(
+        "--timeout", type=float, default=0.0, help="goal time limit, s (0 = node default)"
+    )
     parser.add_argument("--max-duration", type=float, default=0.0, help="event duration cap, s")
     parser.add_argument("--cancel-after", type=float, default=None, help="cancel after this many s")
     parser.add_argument("--action", default="execute_event", help="action name (relative)")

@@ -21,7 +21,9 @@ def generate_launch_description() -> LaunchDescription:
     replay_file = LaunchConfiguration("replay_file")
     return LaunchDescription(
         [
-            DeclareLaunchArgument("namespace", default_value="", description="Namespace of the nodes."),
+            DeclareLaunchArgument(
+                "namespace", default_value="", description="Namespace of the nodes."
+            ),
             DeclareLaunchArgument(
                 "use_sim_time", default_value="false", description="Use /clock (simulation time)."
             ),

@@ -1,0 +1,231 @@
+"""The policy node over real rclpy/DDS: goals, feedback, chunks, cancel, time-out, conflicts, faults."""
+
+from __future__ import annotations
+
+import itertools
+import textwrap
+import threading
+
+import pytest
+from conftest import wait_for
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from wallwm_core.config_loading import ConfigError
+from wallwm_core.outcome import Outcome, PolicyState
+from wallwm_core.replay_policy import ReplayPolicy
+from wallwm_msgs.msg import ActionChunk, PolicyStatus
+from wallwm_ros import qos
+from wallwm_ros.conversions import chunk_from_msg
+from wallwm_ros.policy_node import PolicyNode
+from wallwm_ros.send_goal import execute_event
+
+REPLAY_YAML = textwrap.dedent(
+    """
+    frame_id: base_link
+    step_period: 0.05
+    chunk_steps: 5
+    arms: [{name: arm, ee_frame: tool0}]
+    events:
+      - instruction: reach
+        waypoints:
+          - {time: 0.0, targets: {arm: {position: [0.3, 0.0, 0.3], quaternion_wxyz: [1, 0, 0, 0], gripper: 0.0}}}
+          - {time: 0.6, targets: {arm: {position: [0.4, 0.1, 0.2], quaternion_wxyz: [1, 0, 0, 0], gripper: 1.0}}}
+      - instruction: long wipe
+        waypoints:
+          - {time: 0.0, targets: {arm: {position: [0.3, 0.0, 0.3], quaternion_wxyz: [1, 0, 0, 0], gripper: 0.0}}}
+          - {time: 20.0, targets: {arm: {position: [0.4, 0.1, 0.2], quaternion_wxyz: [1, 0, 0, 0], gripper: 0.0}}}
+    """
+)
+
+
+@pytest.fixture
+def replay_file(tmp_path):
+    path = tmp_path / "replay.yaml"
+    path.write_text(REPLAY_YAML)
+    return path
+
+
+class Observer:
+    """Client-side node: records chunks and status, sends goals."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.chunks: list[ActionChunk] = []
+        self.states: list[int] = []
+        self.chunk_subscription = node.create_subscription(
+            ActionChunk, "action_chunk", self.chunks.append, qos.COMMANDS
+        )
+        node.create_subscription(
+            PolicyStatus, "policy_status", lambda m: self.states.append(m.state), qos.LATCHED
+        )
+
+
+def _start(ros_context, spinner, namespace, replay_file, policy=None, **params):
+    overrides = [Parameter("replay_file", value=str(replay_file))]
+    overrides += [Parameter(name, value=value) for name, value in params.items()]
+    server = spinner.add(
+        PolicyNode(policy, namespace=namespace, context=ros_context, parameter_overrides=overrides)
+    )
+    observer = Observer(spinner.add(Node("observer", namespace=namespace, context=ros_context)))
+    assert wait_for(lambda: observer.chunk_subscription.get_publisher_count() > 0)
+    return server, observer
+
+
+def test_event_succeeds_with_feedback_chunks_and_status(
+    ros_context, spinner, namespace, replay_file
+):
+    _, observer = _start(ros_context, spinner, namespace, replay_file)
+    feedback = []
+    result = execute_event(observer.node, "reach", on_feedback=feedback.append)
+
+    assert result.outcome == Outcome.SUCCEEDED
+    assert result.chunks_executed >= 3  # 13 steps of 50 ms in chunks of 5
+    assert wait_for(lambda: len(observer.chunks) == result.chunks_executed)
+    chunks = [chunk_from_msg(m) for m in observer.chunks]
+    assert [c.chunk_index for c in chunks] == list(range(len(chunks)))
+    assert [c.ends_event for c in chunks] == [False] * (len(chunks) - 1) + [True]
+    assert all(c.event_instruction == "reach" and c.event_id == chunks[0].event_id for c in chunks)
+    # stamps are observation times: strictly increasing, and the last target is the scripted goal
+    assert all(b.stamp_ns > a.stamp_ns for a, b in itertools.pairwise(chunks))
+    assert chunks[-1].positions[-1, 0].tolist() == pytest.approx([0.4, 0.1, 0.2])
+    assert [f.chunks_executed for f in feedback] == list(range(1, len(chunks) + 1))
+    progress = [f.progress for f in feedback]
+    assert progress == sorted(progress) and 0.0 <= progress[0] and progress[-1] <= 1.0
+    assert wait_for(lambda: observer.states[-1:] == [PolicyState.IDLE])
+    assert PolicyState.RUNNING in observer.states
+
+
+def test_cancel_stops_chunk_production(ros_context, spinner, namespace, replay_file):
+    _, observer = _start(ros_context, spinner, namespace, replay_file)
+    result = execute_event(observer.node, "long wipe", cancel_after_s=0.5)
+
+    assert result.outcome == Outcome.CANCELED
+    assert "canceled" in result.message
+    chunks_at_result = len(observer.chunks)
+    assert chunks_at_result == result.chunks_executed < 80
+    # no chunk is produced after the result (the next one would have been due within 0.25 s)
+    assert not wait_for(lambda: len(observer.chunks) > chunks_at_result, timeout_s=0.6)
+
+
+def test_timeout_ends_with_timed_out(ros_context, spinner, namespace, replay_file):
+    _, observer = _start(ros_context, spinner, namespace, replay_file)
+    result = execute_event(observer.node, "long wipe", timeout_s=0.4)
+    assert result.outcome == Outcome.TIMED_OUT
+    assert "timeout" in result.message
+
+    result = execute_event(observer.node, "long wipe", max_duration_s=0.3)
+    assert result.outcome == Outcome.TIMED_OUT
+    assert "max duration" in result.message
+
+
+def test_unknown_and_empty_instructions(ros_context, spinner, namespace, replay_file):
+    _, observer = _start(ros_context, spinner, namespace, replay_file)
+    result = execute_event(observer.node, "juggle")
+    assert result.outcome == Outcome.ABORTED
+    assert "juggle" in result.message and "reach" in result.message
+    assert observer.chunks == []
+
+    assert not execute_event(observer.node, "   ").accepted
+
+
+def _run_in_thread(fn, *args, **kwargs):
+    box = {}
+    thread = threading.Thread(target=lambda: box.setdefault("result", fn(*args, **kwargs)))
+    thread.start()
+    return thread, box
+
+
+def test_second_goal_rejected_while_running(ros_context, spinner, namespace, replay_file):
+    _, observer = _start(ros_context, spinner, namespace, replay_file, goal_conflict="reject")
+    thread, first = _run_in_thread(execute_event, observer.node, "long wipe", timeout_s=1.5)
+    assert wait_for(lambda: len(observer.chunks) >= 1)
+
+    second = execute_event(observer.node, "reach")
+    thread.join()
+    assert not second.accepted
+    assert first["result"].outcome == Outcome.TIMED_OUT  # the first goal ran on untouched
+
+
+def test_second_goal_preempts_when_configured(ros_context, spinner, namespace, replay_file):
+    _, observer = _start(ros_context, spinner, namespace, replay_file, goal_conflict="preempt")
+    thread, first = _run_in_thread(execute_event, observer.node, "long wipe")
+    assert wait_for(lambda: len(observer.chunks) >= 1)
+
+    second = execute_event(observer.node, "reach")
+    thread.join()
+    assert first["result"].outcome == Outcome.CANCELED
+    assert "preempted" in first["result"].message
+    assert second.outcome == Outcome.SUCCEEDED
+    instructions = [m.event_instruction for m in observer.chunks]
+    # once the new event's chunks start, no chunk of the old event follows
+    first_new = instructions.index("reach")
+    assert set(instructions[first_new:]) == {"reach"}
+
+
+class _FailingPolicy:
+    """Delegates to a replay policy but raises on the n-th chunk, like a crashing model."""
+
+    def __init__(self, inner: ReplayPolicy, fail_on_call: int) -> None:
+        self.inner = inner
+        self.calls = 0
+        self.fail_on_call = fail_on_call
+
+    def start_event(self, instruction, event_id, max_duration_ns):
+        self.calls = 0
+        self.inner.start_event(instruction, event_id, max_duration_ns)
+
+    def next_chunk(self, observation):
+        self.calls += 1
+        if self.calls == self.fail_on_call:
+            raise RuntimeError("CUDA error: device-side assert")
+        return self.inner.next_chunk(observation)
+
+
+def test_inference_failure_is_a_fault_and_node_recovers(
+    ros_context, spinner, namespace, replay_file
+):
+    policy = _FailingPolicy(ReplayPolicy.from_yaml(replay_file), fail_on_call=2)
+    _, observer = _start(ros_context, spinner, namespace, replay_file, policy=policy)
+    result = execute_event(observer.node, "reach")
+
+    assert result.outcome == Outcome.FAULT
+    assert "device-side assert" in result.message
+    assert result.chunks_executed == 1
+    assert wait_for(lambda: PolicyState.FAULT in observer.states)
+
+    policy.fail_on_call = -1
+    assert execute_event(observer.node, "reach").outcome == Outcome.SUCCEEDED
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("goal_conflict", "maybe"),
+        ("policy_type", "magic"),
+        ("default_timeout", -1.0),
+        ("replan_fraction", 0.0),
+    ],
+)
+def test_invalid_parameters_fail_at_start_naming_the_parameter(
+    ros_context, replay_file, name, value
+):
+    overrides = [Parameter("replay_file", value=str(replay_file)), Parameter(name, value=value)]
+    with pytest.raises(ConfigError, match=name):
+        PolicyNode(context=ros_context, parameter_overrides=overrides)
+
+
+def test_bad_replay_file_fails_at_start(ros_context, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "frame_id: base\nstep_period: 0.05\nchunk_steps: 5\narms: []\nevents: []\nextra: 1\n"
+    )
+    with pytest.raises(ConfigError, match="extra"):
+        PolicyNode(
+            context=ros_context, parameter_overrides=[Parameter("replay_file", value=str(bad))]
+        )
+    with pytest.raises(ConfigError, match="cannot read"):
+        PolicyNode(
+            context=ros_context,
+            parameter_overrides=[Parameter("replay_file", value=str(tmp_path / "missing.yaml"))],
+        )
