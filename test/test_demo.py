@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -23,7 +24,8 @@ def test_demo_executes_one_event_end_to_end() -> None:
     assert "result: SUCCEEDED" in result.stdout
     assert "demo: OK" in result.stdout
     assert "no trained WALL-WM checkpoint" in result.stdout  # says plainly what policy ran
-    assert "IDLE -> RUNNING -> IDLE" in result.stdout
+    # policy_status is latched: a late subscriber may miss the first IDLE, never the rest
+    assert re.search(r"^policy states seen: (IDLE -> )?RUNNING -> IDLE$", result.stdout, re.M)
 
 
 def test_policy_node_process_rejects_bad_parameter() -> None:

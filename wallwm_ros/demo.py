@@ -92,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         # The goal must not start before the chunk topic is matched, or the first chunks are lost.
         deadline = time.monotonic() + 30.0
         while monitor.subscription.get_publisher_count() == 0 and time.monotonic() < deadline:
+            if node_process.poll() is not None:
+                print(f"demo failed: policy node exited with code {node_process.returncode}")
+                return 3
             time.sleep(0.05)
         print(f"goal: {args.instruction!r}")
         result = execute_event(

@@ -1,0 +1,1 @@
+"""WALL-WM model components (ROS-free, plain PyTorch)."""
