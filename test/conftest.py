@@ -74,9 +74,9 @@ class Spinner:
 
     def close(self) -> None:
         self.executor.shutdown(timeout_sec=5.0)
+        self._thread.join(timeout=5.0)  # before destroying nodes the spinner may still touch
         for node in self.nodes:
             node.destroy_node()
-        self._thread.join(timeout=5.0)
 
 
 @pytest.fixture

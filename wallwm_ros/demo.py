@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     finally:
         executor.shutdown()
+        spinner.join(timeout=5.0)  # destroying the node while the spinner runs aborts rclpy
         node.destroy_node()
         rclpy.try_shutdown()
         node_process.send_signal(signal.SIGINT)

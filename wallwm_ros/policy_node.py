@@ -16,6 +16,7 @@ import itertools
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
@@ -192,7 +193,7 @@ class PolicyNode(Node):
             fault = f"internal error: {type(error).__name__}: {error}"
             self.get_logger().error(fault)
             if handle.is_active:
-                handle.abort()
+                self._unless_shut_down(handle.abort)
             self._publish_status(PolicyState.FAULT, handle.request.instruction, 0, fault)
             result = ExecuteEvent.Result(outcome=int(Outcome.FAULT), message=fault)
         finally:
@@ -220,11 +221,11 @@ class PolicyNode(Node):
 
         def finish(outcome: Outcome, message: str) -> ExecuteEvent.Result:
             if outcome == Outcome.SUCCEEDED:
-                run.handle.succeed()
+                self._unless_shut_down(run.handle.succeed)
             elif outcome == Outcome.CANCELED and run.handle.is_cancel_requested:
-                run.handle.canceled()
+                self._unless_shut_down(run.handle.canceled)
             else:
-                run.handle.abort()
+                self._unless_shut_down(run.handle.abort)
             summary = f"event {event_id} {goal.instruction!r}: {outcome.name} ({message})"
             if outcome == Outcome.SUCCEEDED:
                 self.get_logger().info(summary)
@@ -320,7 +321,19 @@ class PolicyNode(Node):
             fault=fault,
         )
         msg.header.stamp = self.get_clock().now().to_msg()
-        self._status_pub.publish(msg)
+        self._unless_shut_down(lambda: self._status_pub.publish(msg))
+
+    def _unless_shut_down(self, send: Callable[[], object]) -> None:
+        """Send a goal transition or status; when the node is shut down mid-goal, drop it.
+
+        Stopping the node while a goal runs destroys the action server and publishers under the
+        execute thread; nothing can be sent any more then, and that is not an error.
+        """
+        try:
+            send()
+        except Exception:
+            if self.context.ok():
+                raise
 
 
 def _duration_or(duration, default_s: float) -> int:

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 import rclpy
@@ -22,6 +23,8 @@ from wallwm_msgs.action import ExecuteEvent
 from wallwm_ros.conversions import duration_to_ns, ns_to_duration
 
 NS_PER_S = 1_000_000_000
+# A running goal whose server is gone this long has no result coming.
+SERVER_LOST_S = 3.0
 
 
 class NoServerError(RuntimeError):
@@ -84,7 +87,16 @@ def execute_event(
         result_future.add_done_callback(lambda _: finished.set())
         if cancel_after_s is not None and not finished.wait(cancel_after_s):
             handle.cancel_goal_async()
-        finished.wait()
+        server_last_seen = time.monotonic()
+        while not finished.wait(0.1):
+            if not node.context.ok():
+                raise NoServerError("ROS shut down before the result arrived")
+            if client.server_is_ready():
+                server_last_seen = time.monotonic()
+            elif time.monotonic() - server_last_seen > SERVER_LOST_S:
+                raise NoServerError(
+                    f"the ExecuteEvent server on '{action_name}' went away before the result"
+                )
         result = result_future.result().result
         return EventResult(
             accepted=True,
@@ -97,6 +109,13 @@ def execute_event(
         client.destroy()
 
 
+def _spin(executor: rclpy.executors.Executor) -> None:
+    try:
+        executor.spin()
+    except rclpy.executors.ExternalShutdownException:  # Ctrl-C / SIGTERM: main thread notices
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("instruction", help="the next-event instruction")
@@ -106,13 +125,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-duration", type=float, default=0.0, help="event duration cap, s")
     parser.add_argument("--cancel-after", type=float, default=None, help="cancel after this many s")
     parser.add_argument("--action", default="execute_event", help="action name (relative)")
+    parser.add_argument(
+        "--server-wait", type=float, default=10.0, help="seconds to wait for the action server"
+    )
     args, ros_args = parser.parse_known_args(argv)
 
     rclpy.init(args=ros_args)
     node = rclpy.create_node("send_goal")
     executor = rclpy.executors.SingleThreadedExecutor()
     executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner = threading.Thread(target=_spin, args=(executor,), daemon=True)
     spinner.start()
     try:
         result = execute_event(
@@ -123,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             cancel_after_s=args.cancel_after,
             on_feedback=lambda f: print(format_feedback(f), flush=True),
             action_name=args.action,
+            server_wait_s=args.server_wait,
         )
     except NoServerError as error:
         print(f"send_goal: {error}", file=sys.stderr)
@@ -131,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         executor.shutdown()
+        spinner.join(timeout=5.0)  # destroying the node while the spinner runs aborts rclpy
         node.destroy_node()
         rclpy.try_shutdown()
     if not result.accepted:

@@ -1,0 +1,134 @@
+"""The send_goal CLI's exit codes, the shipped params file under a namespace, and shutting the
+policy node down in the middle of a goal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import yaml
+from conftest import child_env
+from rclpy.parameter import Parameter
+
+from wallwm_ros.bringup_paths import bringup_config
+from wallwm_ros.policy_node import PolicyNode
+
+LONG_EVENT = """
+frame_id: base_link
+step_period: 0.05
+chunk_steps: 5
+arms: [{name: arm, ee_frame: tool0}]
+events:
+  - instruction: reach
+    waypoints:
+      - {time: 0.0, targets: {arm: {position: [0.3, 0.0, 0.3], quaternion_wxyz: [1, 0, 0, 0], gripper: 0.0}}}
+      - {time: 0.3, targets: {arm: {position: [0.4, 0.1, 0.2], quaternion_wxyz: [1, 0, 0, 0], gripper: 1.0}}}
+  - instruction: long wipe
+    waypoints:
+      - {time: 0.0, targets: {arm: {position: [0.3, 0.0, 0.3], quaternion_wxyz: [1, 0, 0, 0], gripper: 0.0}}}
+      - {time: 30.0, targets: {arm: {position: [0.4, 0.1, 0.2], quaternion_wxyz: [1, 0, 0, 0], gripper: 0.0}}}
+"""
+
+
+@pytest.fixture
+def replay_file(tmp_path):
+    path = tmp_path / "replay.yaml"
+    path.write_text(LONG_EVENT)
+    return path
+
+
+def _send_goal_cli(namespace: str, *args: str) -> subprocess.CompletedProcess:
+    # Same domain as this test process: the CLI talks to the node spun here.
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wallwm_ros.send_goal",
+            *args,
+            "--ros-args",
+            "-r",
+            f"__ns:={namespace}",
+        ],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_send_goal_exit_codes(ros_context, spinner, namespace, replay_file):
+    spinner.add(
+        PolicyNode(
+            namespace=namespace,
+            context=ros_context,
+            parameter_overrides=[Parameter("replay_file", value=str(replay_file))],
+        )
+    )
+    for _ in range(3):  # an exit-time race once aborted the CLI intermittently
+        ok = _send_goal_cli(namespace, "reach")
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        assert "result: SUCCEEDED" in ok.stdout and "progress" in ok.stdout
+
+    unknown = _send_goal_cli(namespace, "juggle")
+    assert unknown.returncode == 1 and "ABORTED" in unknown.stdout
+
+    canceled = _send_goal_cli(namespace, "long wipe", "--cancel-after", "0.5")
+    assert canceled.returncode == 1 and "CANCELED" in canceled.stdout
+
+    missing = _send_goal_cli(namespace + "_nobody", "reach", "--server-wait", "1")
+    assert missing.returncode == 3 and "no ExecuteEvent server" in missing.stderr
+
+
+def test_shipped_params_file_applies_under_a_namespace(ros_context, tmp_path, replay_file):
+    shipped = yaml.safe_load(bringup_config("policy_node.yaml").read_text())
+    (key,) = shipped  # keep the shipped node key: it must match any namespace
+    shipped[key]["ros__parameters"].update(
+        goal_conflict="preempt", default_timeout=61.5, replay_file=str(replay_file)
+    )
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(shipped))
+
+    node = PolicyNode(
+        namespace="/arm1/left",
+        context=ros_context,
+        cli_args=["--ros-args", "--params-file", str(params)],
+    )
+    try:
+        assert node.config.goal_conflict == "preempt"
+        assert node.config.default_timeout == 61.5
+    finally:
+        node.destroy_node()
+
+
+def test_node_stopped_mid_goal_exits_cleanly(ros_context, spinner, namespace, replay_file):
+    env = child_env()
+    node = subprocess.Popen(
+        [sys.executable, "-m", "wallwm_ros.policy_node", "--ros-args",
+         "-r", f"__ns:={namespace}", "-p", f"replay_file:={replay_file}"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    client = subprocess.Popen(
+        [sys.executable, "-m", "wallwm_ros.send_goal", "long wipe",
+         "--ros-args", "-r", f"__ns:={namespace}"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        # wait until the goal is running (the client prints feedback per chunk)
+        first_line = client.stdout.readline()
+        assert "progress" in first_line, first_line + client.stderr.read()
+        node.send_signal(signal.SIGINT)
+        _, node_err = node.communicate(timeout=30)
+        client_out, client_err = client.communicate(timeout=30)
+    finally:
+        for process in (node, client):
+            if process.poll() is None:
+                process.kill()
+    assert node.returncode == 0
+    assert "Traceback" not in node_err and "Error raised" not in node_err, node_err
+    # the client is told the server went away; it never hangs waiting for a result
+    assert client.returncode == 3, client_out + client_err
+    assert "went away" in client_err
