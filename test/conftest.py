@@ -46,6 +46,32 @@ def ros_context() -> Iterator[rclpy.Context]:
     rclpy.try_shutdown(context=context)
 
 
+# Two scripted events for the replay policy: a short one, and one long enough to cancel,
+# time out or preempt.
+REPLAY_EVENTS_YAML = """
+frame_id: base_link
+step_period: 0.05
+chunk_steps: 5
+arms: [{name: arm, ee_frame: tool0}]
+events:
+  - instruction: reach
+    waypoints:
+      - {time: 0.0, targets: {arm: {position: [0.3, 0.0, 0.3], quaternion_wxyz: [1, 0, 0, 0], gripper: 0.0}}}
+      - {time: 0.6, targets: {arm: {position: [0.4, 0.1, 0.2], quaternion_wxyz: [1, 0, 0, 0], gripper: 1.0}}}
+  - instruction: long wipe
+    waypoints:
+      - {time: 0.0, targets: {arm: {position: [0.3, 0.0, 0.3], quaternion_wxyz: [1, 0, 0, 0], gripper: 0.0}}}
+      - {time: 30.0, targets: {arm: {position: [0.4, 0.1, 0.2], quaternion_wxyz: [1, 0, 0, 0], gripper: 0.0}}}
+"""
+
+
+@pytest.fixture
+def replay_file(tmp_path: Path) -> Path:
+    path = tmp_path / "replay.yaml"
+    path.write_text(REPLAY_EVENTS_YAML)
+    return path
+
+
 @pytest.fixture
 def namespace() -> str:
     """A namespace of its own per test, so no test sees another's topics."""

@@ -8,36 +8,12 @@ import signal
 import subprocess
 import sys
 
-import pytest
 import yaml
 from conftest import child_env
 from rclpy.parameter import Parameter
 
 from wallwm_ros.bringup_paths import bringup_config
 from wallwm_ros.policy_node import PolicyNode
-
-LONG_EVENT = """
-frame_id: base_link
-step_period: 0.05
-chunk_steps: 5
-arms: [{name: arm, ee_frame: tool0}]
-events:
-  - instruction: reach
-    waypoints:
-      - {time: 0.0, targets: {arm: {position: [0.3, 0.0, 0.3], quaternion_wxyz: [1, 0, 0, 0], gripper: 0.0}}}
-      - {time: 0.3, targets: {arm: {position: [0.4, 0.1, 0.2], quaternion_wxyz: [1, 0, 0, 0], gripper: 1.0}}}
-  - instruction: long wipe
-    waypoints:
-      - {time: 0.0, targets: {arm: {position: [0.3, 0.0, 0.3], quaternion_wxyz: [1, 0, 0, 0], gripper: 0.0}}}
-      - {time: 30.0, targets: {arm: {position: [0.4, 0.1, 0.2], quaternion_wxyz: [1, 0, 0, 0], gripper: 0.0}}}
-"""
-
-
-@pytest.fixture
-def replay_file(tmp_path):
-    path = tmp_path / "replay.yaml"
-    path.write_text(LONG_EVENT)
-    return path
 
 
 def _send_goal_cli(namespace: str, *args: str) -> subprocess.CompletedProcess:

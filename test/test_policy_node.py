@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import textwrap
 import threading
 
 import pytest
@@ -19,31 +18,6 @@ from wallwm_ros import qos
 from wallwm_ros.conversions import chunk_from_msg
 from wallwm_ros.policy_node import PolicyNode
 from wallwm_ros.send_goal import execute_event
-
-REPLAY_YAML = textwrap.dedent(
-    """
-    frame_id: base_link
-    step_period: 0.05
-    chunk_steps: 5
-    arms: [{name: arm, ee_frame: tool0}]
-    events:
-      - instruction: reach
-        waypoints:
-          - {time: 0.0, targets: {arm: {position: [0.3, 0.0, 0.3], quaternion_wxyz: [1, 0, 0, 0], gripper: 0.0}}}
-          - {time: 0.6, targets: {arm: {position: [0.4, 0.1, 0.2], quaternion_wxyz: [1, 0, 0, 0], gripper: 1.0}}}
-      - instruction: long wipe
-        waypoints:
-          - {time: 0.0, targets: {arm: {position: [0.3, 0.0, 0.3], quaternion_wxyz: [1, 0, 0, 0], gripper: 0.0}}}
-          - {time: 20.0, targets: {arm: {position: [0.4, 0.1, 0.2], quaternion_wxyz: [1, 0, 0, 0], gripper: 0.0}}}
-    """
-)
-
-
-@pytest.fixture
-def replay_file(tmp_path):
-    path = tmp_path / "replay.yaml"
-    path.write_text(REPLAY_YAML)
-    return path
 
 
 class Observer:
