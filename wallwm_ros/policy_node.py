@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 
 import rclpy
+from builtin_interfaces.msg import Duration
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
@@ -35,7 +36,7 @@ from wallwm_msgs.action import ExecuteEvent
 from wallwm_msgs.msg import ActionChunk as ActionChunkMsg
 from wallwm_msgs.msg import PolicyStatus
 from wallwm_ros import qos
-from wallwm_ros.conversions import chunk_to_msg, ns_to_duration
+from wallwm_ros.conversions import chunk_to_msg, duration_to_ns, ns_to_duration
 
 NS_PER_S = 1_000_000_000
 POLICY_TYPES = ("replay",)
@@ -336,8 +337,9 @@ class PolicyNode(Node):
                 raise
 
 
-def _duration_or(duration, default_s: float) -> int:
-    ns = duration.sec * NS_PER_S + duration.nanosec
+def _duration_or(duration: Duration, default_s: float) -> int:
+    """The duration in ns, or ``default_s`` when it is zero (the goal's "use the default")."""
+    ns = duration_to_ns(duration)
     return ns if ns > 0 else round(default_s * NS_PER_S)
 
 
