@@ -8,7 +8,6 @@ id from ``child_domain_id``.
 from __future__ import annotations
 
 import os
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,8 @@ os.environ.setdefault("AMENT_PREFIX_PATH", os.environ.get("VIRTUAL_ENV", ""))
 
 import rclpy  # noqa: E402  (must come after the environment above)
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+
+from wallwm_ros.background_spinner import BackgroundSpinner  # noqa: E402
 
 
 def child_domain_id() -> int:
@@ -78,36 +79,9 @@ def namespace() -> str:
     return f"/t{uuid.uuid4().hex[:10]}"
 
 
-class Spinner:
-    """Spins nodes on a multi-threaded executor in a background thread."""
-
-    def __init__(self, context: rclpy.Context) -> None:
-        self.executor = MultiThreadedExecutor(num_threads=4, context=context)
-        self.nodes: list[rclpy.node.Node] = []
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except rclpy.executors.ExternalShutdownException:
-            pass
-
-    def add(self, node: rclpy.node.Node) -> rclpy.node.Node:
-        self.nodes.append(node)
-        self.executor.add_node(node)
-        return node
-
-    def close(self) -> None:
-        self.executor.shutdown(timeout_sec=5.0)
-        self._thread.join(timeout=5.0)  # before destroying nodes the spinner may still touch
-        for node in self.nodes:
-            node.destroy_node()
-
-
 @pytest.fixture
-def spinner(ros_context: rclpy.Context) -> Iterator[Spinner]:
-    spinner = Spinner(ros_context)
+def spinner(ros_context: rclpy.Context) -> Iterator[BackgroundSpinner]:
+    spinner = BackgroundSpinner(MultiThreadedExecutor(num_threads=4, context=ros_context))
     yield spinner
     spinner.close()
 

@@ -16,6 +16,7 @@ import dataclasses
 import numpy as np
 
 QUATERNION_NORM_TOLERANCE = 1e-3
+NS_PER_S = 1_000_000_000  # wallwm_core times are integer nanoseconds
 
 
 class InvalidChunkError(ValueError):

@@ -19,11 +19,9 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
-from wallwm_core.action_chunk import ActionChunk
+from wallwm_core.action_chunk import NS_PER_S, ActionChunk
 from wallwm_core.config_loading import ConfigError, load_config
 from wallwm_core.policy import Observation, PolicyStep, UnknownInstructionError
-
-NS_PER_S = 1_000_000_000
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,11 +10,9 @@ import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from geometry_msgs.msg import Pose
 
-from wallwm_core.action_chunk import ActionChunk, InvalidChunkError
+from wallwm_core.action_chunk import NS_PER_S, ActionChunk, InvalidChunkError
 from wallwm_msgs.msg import ActionChunk as ActionChunkMsg
 from wallwm_msgs.msg import ArmTrajectory
-
-NS_PER_S = 1_000_000_000
 
 
 def ns_to_duration(ns: int) -> Duration:

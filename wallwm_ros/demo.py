@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import rclpy
@@ -24,6 +23,7 @@ from wallwm_core.action_chunk import InvalidChunkError
 from wallwm_core.outcome import Outcome, PolicyState
 from wallwm_msgs.msg import ActionChunk, PolicyStatus
 from wallwm_ros import qos
+from wallwm_ros.background_spinner import BackgroundSpinner
 from wallwm_ros.bringup_paths import bringup_config
 from wallwm_ros.conversions import chunk_from_msg
 from wallwm_ros.send_goal import NoServerError, execute_event, format_feedback
@@ -82,12 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     node_process = start_policy_node([])
     rclpy.init()
-    node = rclpy.create_node("wallwm_demo")
+    spinner = BackgroundSpinner(MultiThreadedExecutor())
+    node = spinner.add(rclpy.create_node("wallwm_demo"))
     monitor = ChunkMonitor(node)
-    executor = MultiThreadedExecutor()
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
     try:
         # The goal must not start before the chunk topic is matched, or the first chunks are lost.
         deadline = time.monotonic() + 30.0
@@ -108,9 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo failed: {error}", file=sys.stderr)
         return 3
     finally:
-        executor.shutdown()
-        spinner.join(timeout=5.0)  # destroying the node while the spinner runs aborts rclpy
-        node.destroy_node()
+        spinner.close()
         rclpy.try_shutdown()
         node_process.send_signal(signal.SIGINT)
         try:

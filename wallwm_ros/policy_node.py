@@ -27,7 +27,7 @@ from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
-from wallwm_core.action_chunk import InvalidChunkError
+from wallwm_core.action_chunk import NS_PER_S, InvalidChunkError
 from wallwm_core.config_loading import ConfigError
 from wallwm_core.outcome import Outcome, PolicyState
 from wallwm_core.policy import EventPolicy, Observation, UnknownInstructionError
@@ -38,7 +38,6 @@ from wallwm_msgs.msg import PolicyStatus
 from wallwm_ros import qos
 from wallwm_ros.conversions import chunk_to_msg, duration_to_ns, ns_to_duration
 
-NS_PER_S = 1_000_000_000
 POLICY_TYPES = ("replay",)
 GOAL_CONFLICT_POLICIES = ("reject", "preempt")
 WAIT_POLL_S = 0.005

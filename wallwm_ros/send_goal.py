@@ -18,11 +18,12 @@ import rclpy
 from rclpy.action import ActionClient
 from rclpy.node import Node
 
+from wallwm_core.action_chunk import NS_PER_S
 from wallwm_core.outcome import Outcome
 from wallwm_msgs.action import ExecuteEvent
+from wallwm_ros.background_spinner import BackgroundSpinner
 from wallwm_ros.conversions import duration_to_ns, ns_to_duration
 
-NS_PER_S = 1_000_000_000
 # A running goal whose server is gone this long has no result coming.
 SERVER_LOST_S = 3.0
 
@@ -109,13 +110,6 @@ def execute_event(
         client.destroy()
 
 
-def _spin(executor: rclpy.executors.Executor) -> None:
-    try:
-        executor.spin()
-    except rclpy.executors.ExternalShutdownException:  # Ctrl-C / SIGTERM: main thread notices
-        pass
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("instruction", help="the next-event instruction")
@@ -131,11 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     args, ros_args = parser.parse_known_args(argv)
 
     rclpy.init(args=ros_args)
-    node = rclpy.create_node("send_goal")
-    executor = rclpy.executors.SingleThreadedExecutor()
-    executor.add_node(node)
-    spinner = threading.Thread(target=_spin, args=(executor,), daemon=True)
-    spinner.start()
+    spinner = BackgroundSpinner(rclpy.executors.SingleThreadedExecutor())
+    node = spinner.add(rclpy.create_node("send_goal"))
     try:
         result = execute_event(
             node,
@@ -153,9 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
-        executor.shutdown()
-        spinner.join(timeout=5.0)  # destroying the node while the spinner runs aborts rclpy
-        node.destroy_node()
+        spinner.close()
         rclpy.try_shutdown()
     if not result.accepted:
         print("goal rejected")

@@ -1,0 +1,39 @@
+"""Spin an executor in a background thread, and stop it in the order rclpy needs."""
+
+from __future__ import annotations
+
+import threading
+
+from rclpy.executors import Executor, ExternalShutdownException
+from rclpy.node import Node
+
+
+class BackgroundSpinner:
+    """Spins ``executor`` in a daemon thread; ``close()`` stops it, then destroys the nodes.
+
+    The order matters: destroying a node while the spinning thread still uses it aborts the
+    process inside rclpy ("terminate called without an active exception").
+    """
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+        self.nodes: list[Node] = []
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except ExternalShutdownException:  # Ctrl-C / SIGTERM: the main thread notices
+            pass
+
+    def add(self, node: Node) -> Node:
+        self.nodes.append(node)
+        self.executor.add_node(node)
+        return node
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=5.0)
+        self._thread.join(timeout=5.0)
+        for node in self.nodes:
+            node.destroy_node()
