@@ -15,19 +15,25 @@ from typing import Protocol
 import numpy as np
 
 from wallwm_core.action_chunk import ActionChunk
+from wallwm_core.model.sight_cone import CameraGeometry
 
 
 @dataclasses.dataclass(frozen=True)
 class Observation:
     """What the robot saw and felt at ``stamp_ns``.
 
-    images: camera name -> ``[H, W, C]`` uint8 array; joint_positions: ``[J]`` radians/metres in
-    the controller's joint order. Either may be empty for policies that do not read them.
+    images: camera name -> ``[H, W, C]`` array (uint8 colour, or one channel for depth/mono);
+    cameras: camera name -> calibration (intrinsics for that image's size + extrinsics in the
+    arm's base frame), for the sight-cone mask; joint_positions: ``[J]`` radians/metres in the
+    order of ``joint_names`` (gripper joints included). Any may be empty for policies that do not
+    read them.
     """
 
     stamp_ns: int
     images: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
     joint_positions: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    joint_names: tuple[str, ...] = ()
+    cameras: Mapping[str, CameraGeometry] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
