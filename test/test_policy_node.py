@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 
 import pytest
 from conftest import wait_for
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from std_msgs.msg import String
 
 from wallwm_core.config_loading import ConfigError
 from wallwm_core.outcome import Outcome, PolicyState
@@ -17,7 +20,7 @@ from wallwm_msgs.msg import ActionChunk, PolicyStatus
 from wallwm_ros import qos
 from wallwm_ros.conversions import chunk_from_msg
 from wallwm_ros.policy_node import PolicyNode
-from wallwm_ros.send_goal import execute_event
+from wallwm_ros.send_goal import execute_event, execute_task
 
 
 class Observer:
@@ -203,3 +206,95 @@ def test_bad_replay_file_fails_at_start(ros_context, tmp_path):
             context=ros_context,
             parameter_overrides=[Parameter("replay_file", value=str(tmp_path / "missing.yaml"))],
         )
+
+
+def test_task_runs_given_events_in_order_with_feedback(
+    ros_context, spinner, namespace, replay_file
+):
+    _, observer = _start(ros_context, spinner, namespace, replay_file)
+    feedback = []
+    result = execute_task(
+        observer.node, "reach twice", ["reach", "reach"], on_feedback=feedback.append
+    )
+
+    assert result.outcome == Outcome.SUCCEEDED, result.message
+    assert [(e[0], e[1]) for e in result.events] == [("reach", Outcome.SUCCEEDED)] * 2
+    assert wait_for(lambda: len({m.event_id for m in observer.chunks}) == 2)
+    assert [f.event_index for f in feedback] == sorted(f.event_index for f in feedback)
+    assert {f.event_index for f in feedback} == {0, 1}
+    assert all(f.events_total == 2 for f in feedback)
+    task_progress = [f.progress for f in feedback]
+    assert task_progress == sorted(task_progress) and task_progress[-1] > 0.5
+
+
+def test_task_unknown_event_aborts_and_no_proposer_rejects(
+    ros_context, spinner, namespace, replay_file
+):
+    _, observer = _start(ros_context, spinner, namespace, replay_file)
+    result = execute_task(observer.node, "mixed", ["reach", "juggle", "reach"])
+    assert result.outcome == Outcome.ABORTED
+    assert [e[1] for e in result.events] == [Outcome.SUCCEEDED, Outcome.ABORTED]
+    # the replay policy cannot propose events: a task without events is refused up front
+    assert not execute_task(observer.node, "do something useful").accepted
+
+
+def test_task_cancel_and_conflict_with_event_goals(ros_context, spinner, namespace, replay_file):
+    _, observer = _start(ros_context, spinner, namespace, replay_file, goal_conflict="reject")
+    thread, box = _run_in_thread(
+        execute_task, observer.node, "wipe", ["long wipe"], cancel_after_s=0.6
+    )
+    assert wait_for(lambda: len(observer.chunks) >= 1)
+    assert not execute_event(observer.node, "reach").accepted  # one goal at a time, both servers
+    thread.join()
+    assert box["result"].outcome == Outcome.CANCELED
+    assert [e[1] for e in box["result"].events] == [Outcome.CANCELED]
+
+
+def test_executor_keeps_serving_while_the_policy_infers(
+    ros_context, spinner, namespace, replay_file
+):
+    """A model stuck in inference must not stall subscriptions: it runs on a worker thread."""
+    inferring, release = threading.Event(), threading.Event()
+
+    class BlockingPolicy(ReplayPolicy):
+        def next_chunk(self, observation):
+            inferring.set()
+            release.wait(timeout=20.0)
+            return super().next_chunk(observation)
+
+    policy = BlockingPolicy(ReplayPolicy.from_yaml(replay_file)._config)
+    server, observer = _start(ros_context, spinner, namespace, replay_file, policy=policy)
+    pings = []
+    server.create_subscription(String, "ping", pings.append, 10)
+    publisher = observer.node.create_publisher(String, "ping", 10)
+    assert wait_for(lambda: publisher.get_subscription_count() > 0)
+    thread, box = _run_in_thread(execute_event, observer.node, "reach")
+    assert inferring.wait(timeout=10.0)
+    for index in range(5):
+        publisher.publish(String(data=str(index)))
+    # the pings are handled while next_chunk is still blocked
+    assert wait_for(lambda: len(pings) == 5)
+    assert "result" not in box and not release.is_set()
+    release.set()
+    thread.join()
+    assert box["result"].outcome == Outcome.SUCCEEDED
+
+
+def test_diagnostics_report_state_and_counts(ros_context, spinner, namespace, replay_file):
+    _, observer = _start(ros_context, spinner, namespace, replay_file, diagnostics_period=0.1)
+    arrays = []
+    observer.node.create_subscription(DiagnosticArray, "/diagnostics", arrays.append, 10)
+    assert execute_event(observer.node, "reach").outcome == Outcome.SUCCEEDED
+
+    def ours():
+        return [
+            {kv.key: kv.value for kv in status.values}
+            for array in arrays
+            for status in array.status
+            if status.name.startswith(f"{namespace}/policy_node")
+        ]
+
+    assert wait_for(lambda: any(v["goals_succeeded"] == "1" for v in ours()))
+    latest = ours()[-1]
+    assert latest["state"] == "IDLE" and int(latest["chunks_published"]) >= 3
+    assert float(latest["last_inference_latency_ms"]) > 0.0

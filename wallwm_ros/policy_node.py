@@ -1,46 +1,63 @@
-"""The policy node: serves next-event instructions as ``ExecuteEvent`` goals, publishes chunks.
+"""The policy node: serves next-event instructions and tasks as ROS 2 actions, publishes chunks.
 
 Interfaces (relative names, so namespaces work):
-- action server ``execute_event`` (wallwm_msgs/action/ExecuteEvent);
-- publishes ``action_chunk`` (wallwm_msgs/msg/ActionChunk, reliable) and ``policy_status``
-  (wallwm_msgs/msg/PolicyStatus, transient local: latest state for late subscribers).
+- action servers ``execute_event`` (wallwm_msgs/action/ExecuteEvent) and ``execute_task``
+  (wallwm_msgs/action/ExecuteTask, events from the goal or proposed by the policy's planner);
+- publishes ``action_chunk`` (reliable), ``policy_status`` (transient local: the latest state
+  for late subscribers) and ``/diagnostics``;
+- subscribes to the configured camera and joint-state topics (see observation_inputs).
 
-One goal runs at a time; a second goal is rejected or preempts the running one, as the
-``goal_conflict`` parameter says. The policy itself is a wallwm_core ``EventPolicy``.
+One goal runs at a time, across both servers; a second goal is rejected or preempts the running
+one, as ``goal_conflict`` says. Goals run on a dedicated worker thread (wallwm_core's
+event_execution loop), so the executor keeps serving subscriptions, cancels and status while the
+model infers. The node is a thin ROS layer: the loop, the planner and the observation
+synchronisation are plain Python in wallwm_core / wallwm_ros.observation_sync.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
-import itertools
 import sys
 import threading
-import time
 from collections.abc import Callable
 
 import rclpy
 from builtin_interfaces.msg import Duration
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
-from wallwm_core.action_chunk import NS_PER_S, InvalidChunkError
+from wallwm_core.action_chunk import NS_PER_S, ActionChunk
 from wallwm_core.config_loading import ConfigError
+from wallwm_core.event_execution import (
+    EventIdSource,
+    EventProgress,
+    EventResult,
+    ExecutionLimits,
+    Interruption,
+    TaskProgress,
+    TaskResult,
+    run_event,
+    run_task,
+)
 from wallwm_core.outcome import Outcome, PolicyState
-from wallwm_core.policy import EventPolicy, Observation, UnknownInstructionError
+from wallwm_core.planner import EventPlanner, PlannerConfig
+from wallwm_core.policy import EventPolicy, Observation
 from wallwm_core.replay_policy import ReplayPolicy
-from wallwm_msgs.action import ExecuteEvent
+from wallwm_msgs.action import ExecuteEvent, ExecuteTask
 from wallwm_msgs.msg import ActionChunk as ActionChunkMsg
-from wallwm_msgs.msg import PolicyStatus
+from wallwm_msgs.msg import EventOutcome, PolicyStatus
 from wallwm_ros import qos
 from wallwm_ros.conversions import chunk_to_msg, duration_to_ns, ns_to_duration
+from wallwm_ros.parameters import declare_config
 
 POLICY_TYPES = ("replay",)
 GOAL_CONFLICT_POLICIES = ("reject", "preempt")
-WAIT_POLL_S = 0.005
+EXECUTOR_THREADS = 6  # goals block one thread each while they wait on the worker
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,13 +69,17 @@ class PolicyNodeConfig:
     goal_conflict: str = "reject"
     default_timeout: float = 60.0
     default_max_duration: float = 30.0
+    default_task_timeout: float = 300.0
+    max_events: int = 16
+    max_retries_per_event: int = 1
     replan_fraction: float = 0.8
+    stale_hold_timeout: float = 0.5
+    diagnostics_period: float = 1.0
 
     def __post_init__(self) -> None:
         if self.policy_type not in POLICY_TYPES:
             raise ConfigError(
-                f"parameter 'policy_type' is {self.policy_type!r}; supported: {POLICY_TYPES} "
-                "(the WALL-WM model policy is served once wallwm_core's model lands)"
+                f"parameter 'policy_type' is {self.policy_type!r}; supported: {POLICY_TYPES}"
             )
         if self.policy_type == "replay" and not self.replay_file:
             raise ConfigError(
@@ -66,24 +87,46 @@ class PolicyNodeConfig:
             )
         if self.goal_conflict not in GOAL_CONFLICT_POLICIES:
             raise ConfigError(
-                f"parameter 'goal_conflict' is {self.goal_conflict!r}; expected one of {GOAL_CONFLICT_POLICIES}"
+                f"parameter 'goal_conflict' is {self.goal_conflict!r}; "
+                f"expected one of {GOAL_CONFLICT_POLICIES}"
             )
-        for name in ("default_timeout", "default_max_duration"):
+        for name in (
+            "default_timeout",
+            "default_max_duration",
+            "default_task_timeout",
+            "diagnostics_period",
+        ):
             if not getattr(self, name) > 0.0:
                 raise ConfigError(f"parameter '{name}' must be positive, got {getattr(self, name)}")
+        if self.stale_hold_timeout < 0.0:
+            raise ConfigError(
+                f"parameter 'stale_hold_timeout' must not be negative, got {self.stale_hold_timeout}"
+            )
+        if self.max_events < 1:
+            raise ConfigError(f"parameter 'max_events' must be at least 1, got {self.max_events}")
+        if self.max_retries_per_event < 0:
+            raise ConfigError(
+                "parameter 'max_retries_per_event' must not be negative, "
+                f"got {self.max_retries_per_event}"
+            )
         if not 0.0 < self.replan_fraction <= 1.0:
             raise ConfigError(
                 f"parameter 'replan_fraction' must lie in (0, 1], got {self.replan_fraction}"
             )
 
 
-_DESCRIPTIONS = {
+PARAMETER_DESCRIPTIONS = {
     "policy_type": "Which EventPolicy serves goals: 'replay' (scripted reference motions).",
     "replay_file": "YAML file of scripted events for policy_type 'replay'.",
     "goal_conflict": "What a new goal does while one runs: 'reject' it, or 'preempt' the old one.",
-    "default_timeout": "Goal time limit in seconds when the goal gives none.",
+    "default_timeout": "ExecuteEvent time limit in seconds when the goal gives none.",
     "default_max_duration": "Event duration cap in seconds when the goal gives none.",
+    "default_task_timeout": "ExecuteTask time limit in seconds when the goal gives none.",
+    "max_events": "Bound on planner-proposed events per task when the goal gives none.",
+    "max_retries_per_event": "Retries of an event that timed out or faulted within a task.",
     "replan_fraction": "Fraction of a chunk's duration after which the next chunk is inferred.",
+    "stale_hold_timeout": "Seconds to hold without a fresh observation before the goal faults.",
+    "diagnostics_period": "Seconds between /diagnostics messages.",
 }
 
 
@@ -93,8 +136,24 @@ def make_policy(config: PolicyNodeConfig) -> EventPolicy:
     raise ConfigError(f"parameter 'policy_type': no policy named {config.policy_type!r}")
 
 
+class ClockObservations:
+    """Observations carrying only a time stamp, for policies that read no sensors."""
+
+    def __init__(self, now_ns: Callable[[], int]) -> None:
+        self._now_ns = now_ns
+
+    def fresh_observation(self, newer_than_ns: int) -> Observation | str:
+        now = self._now_ns()
+        if now <= newer_than_ns:
+            return "the clock has not advanced since the last observation"
+        return Observation(stamp_ns=now)
+
+    def diagnostics(self) -> dict[str, str]:
+        return {"observations": "clock only (no sensors configured)"}
+
+
 class _GoalRun:
-    """Book-keeping of one accepted goal."""
+    """Book-keeping of one accepted goal (event or task)."""
 
     def __init__(self, handle: ServerGoalHandle, previous: _GoalRun | None, conflict: bool) -> None:
         self.handle = handle
@@ -104,65 +163,95 @@ class _GoalRun:
         self.finished = threading.Event()
 
 
-class PolicyNode(Node):
-    """Runs an EventPolicy for each accepted ExecuteEvent goal."""
+@dataclasses.dataclass
+class _Counters:
+    chunks: int = 0
+    goals_succeeded: int = 0
+    goals_failed: int = 0
+    last_latency_ns: int = 0
+    latency_sum_ns: int = 0
+    state: PolicyState = PolicyState.IDLE
+    instruction: str = ""
+    fault: str = ""
 
-    def __init__(self, policy: EventPolicy | None = None, **node_kwargs) -> None:
+
+class PolicyNode(Node):
+    """Runs an EventPolicy for each accepted ExecuteEvent or ExecuteTask goal."""
+
+    def __init__(
+        self,
+        policy: EventPolicy | None = None,
+        observations: object | None = None,
+        **node_kwargs,
+    ) -> None:
         super().__init__(node_kwargs.pop("node_name", "policy_node"), **node_kwargs)
-        self.config = self._declare_and_read_parameters()
+        self.config = declare_config(self, PolicyNodeConfig, PARAMETER_DESCRIPTIONS)
         self._policy = policy if policy is not None else make_policy(self.config)
+        self._observations = (
+            observations if observations is not None else ClockObservations(self._now_ns)
+        )
         self._lock = threading.Lock()
         self._active: _GoalRun | None = None
         self._runs: dict[bytes, _GoalRun] = {}
-        self._event_ids = itertools.count(1)
-        self._last_latency_ns = 0
+        self._event_ids = EventIdSource()
+        self._counters = _Counters()
+        self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="inference")
 
         self._chunk_pub = self.create_publisher(ActionChunkMsg, "action_chunk", qos.COMMANDS)
         self._status_pub = self.create_publisher(PolicyStatus, "policy_status", qos.LATCHED)
-        self._event_server = ActionServer(
-            self,
-            ExecuteEvent,
-            "execute_event",
-            execute_callback=self._execute_event,
-            goal_callback=self._on_goal,
-            handle_accepted_callback=self._on_goal_accepted,
-            cancel_callback=lambda _: CancelResponse.ACCEPT,
-            callback_group=ReentrantCallbackGroup(),
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        group = ReentrantCallbackGroup()
+        self._servers = [
+            ActionServer(
+                self,
+                action_type,
+                name,
+                execute_callback=execute,
+                goal_callback=self._on_goal,
+                handle_accepted_callback=self._on_goal_accepted,
+                cancel_callback=lambda _: CancelResponse.ACCEPT,
+                callback_group=group,
+            )
+            for action_type, name, execute in (
+                (ExecuteEvent, "execute_event", self._execute_event),
+                (ExecuteTask, "execute_task", self._execute_task),
+            )
+        ]
+        self._diagnostics_timer = self.create_timer(
+            self.config.diagnostics_period, self._publish_diagnostics
         )
         self._publish_status(PolicyState.IDLE)
         self.get_logger().info(
             f"ready: policy={self.config.policy_type} goal_conflict={self.config.goal_conflict}"
         )
 
-    def _declare_and_read_parameters(self) -> PolicyNodeConfig:
-        defaults = PolicyNodeConfig.__dataclass_fields__
-        values = {}
-        for name, description in _DESCRIPTIONS.items():
-            default = defaults[name].default
-            descriptor = ParameterDescriptor(description=description)
-            if isinstance(default, float):
-                descriptor.floating_point_range = [
-                    FloatingPointRange(from_value=0.0, to_value=3600.0, step=0.0)
-                ]
-            try:
-                values[name] = self.declare_parameter(name, default, descriptor).value
-            except Exception as error:  # rclpy raises several types for bad overrides
-                raise ConfigError(f"parameter '{name}': {error}") from error
-        return PolicyNodeConfig(**values)
+    def destroy_node(self) -> None:
+        self._worker.shutdown(wait=False, cancel_futures=True)
+        super().destroy_node()
 
-    # --- action server callbacks -----------------------------------------------------------
+    # --- goal admission ---------------------------------------------------------------------
 
-    def _on_goal(self, goal: ExecuteEvent.Goal) -> GoalResponse:
-        if not goal.instruction.strip():
-            self.get_logger().warning("rejecting goal: empty instruction")
-            return GoalResponse.REJECT
-        if goal.timeout.sec < 0 or goal.max_duration.sec < 0:
-            self.get_logger().warning("rejecting goal: negative timeout or max_duration")
+    def _on_goal(self, goal: ExecuteEvent.Goal | ExecuteTask.Goal) -> GoalResponse:
+        if isinstance(goal, ExecuteEvent.Goal):
+            if not goal.instruction.strip():
+                self.get_logger().warning("rejecting goal: empty instruction")
+                return GoalResponse.REJECT
+            limits = (goal.timeout, goal.max_duration)
+        else:
+            if any(not event.strip() for event in goal.events):
+                self.get_logger().warning("rejecting task: an event instruction is empty")
+                return GoalResponse.REJECT
+            if not goal.events and not hasattr(self._policy, "propose_next_event"):
+                self.get_logger().warning(
+                    "rejecting task: no events given and the policy cannot propose any"
+                )
+                return GoalResponse.REJECT
+            limits = (goal.timeout, goal.max_event_duration)
+        if any(limit.sec < 0 for limit in limits):
+            self.get_logger().warning("rejecting goal: negative time limit")
             return GoalResponse.REJECT
         if self.config.goal_conflict == "reject" and self._active is not None:
-            self.get_logger().warning(
-                f"rejecting goal {goal.instruction!r}: another goal is running"
-            )
+            self.get_logger().warning("rejecting goal: another goal is running")
             return GoalResponse.REJECT
         return GoalResponse.ACCEPT
 
@@ -178,162 +267,275 @@ class PolicyNode(Node):
             self._runs[bytes(handle.goal_id.uuid)] = run
         handle.execute()
 
+    # --- execute callbacks: hand the goal to the worker thread and wait --------------------
+
     def _execute_event(self, handle: ServerGoalHandle) -> ExecuteEvent.Result:
+        outcome = self._execute(handle, self._run_event_goal)
+        if isinstance(outcome, EventResult):
+            return ExecuteEvent.Result(
+                outcome=int(outcome.outcome),
+                message=outcome.message,
+                duration=ns_to_duration(outcome.duration_ns),
+                chunks_executed=outcome.chunks,
+            )
+        return ExecuteEvent.Result(outcome=int(outcome[0]), message=outcome[1])
+
+    def _execute_task(self, handle: ServerGoalHandle) -> ExecuteTask.Result:
+        outcome = self._execute(handle, self._run_task_goal)
+        if isinstance(outcome, TaskResult):
+            return ExecuteTask.Result(
+                outcome=int(outcome.outcome),
+                message=outcome.message,
+                duration=ns_to_duration(outcome.duration_ns),
+                event_outcomes=[
+                    EventOutcome(
+                        instruction=record.instruction,
+                        outcome=int(record.outcome),
+                        message=record.message,
+                        duration=ns_to_duration(record.duration_ns),
+                        chunks_executed=record.chunks,
+                    )
+                    for record in outcome.events
+                ],
+            )
+        return ExecuteTask.Result(outcome=int(outcome[0]), message=outcome[1])
+
+    def _execute(self, handle: ServerGoalHandle, body: Callable[[_GoalRun], object]):
         with self._lock:
             run = self._runs.pop(bytes(handle.goal_id.uuid))
         if run.conflict:  # two goals raced past _on_goal
             handle.abort()
-            return ExecuteEvent.Result(outcome=Outcome.ABORTED, message="another goal is running")
+            return Outcome.ABORTED, "another goal is running"
         if run.previous is not None:
             run.previous.finished.wait()
-        result = None
+        outcome: object = (Outcome.ABORTED, "node is shutting down")
         try:
-            result = self._run_event(run)
+            future = self._worker.submit(body, run)
+            outcome = future.result()
+        except concurrent.futures.CancelledError:
+            pass
         except Exception as error:  # a bug here must end this goal, never the executor
             fault = f"internal error: {type(error).__name__}: {error}"
             self.get_logger().error(fault)
-            if handle.is_active:
-                self._unless_shut_down(handle.abort)
-            self._publish_status(PolicyState.FAULT, handle.request.instruction, 0, fault)
-            result = ExecuteEvent.Result(outcome=int(Outcome.FAULT), message=fault)
+            self._publish_status(PolicyState.FAULT, "", 0, fault)
+            outcome = (Outcome.FAULT, fault)
         finally:
-            with self._lock:
-                if self._active is run:
-                    self._active = None
-                    # A fault stays visible in the latched status until the next goal starts.
-                    if result is None or result.outcome != Outcome.FAULT:
-                        self._publish_status(PolicyState.IDLE)
-            run.finished.set()
+            code = outcome.outcome if hasattr(outcome, "outcome") else outcome[0]
+            self._finish_goal(run, Outcome(code))
+        return outcome
+
+    def _finish_goal(self, run: _GoalRun, outcome: Outcome) -> None:
+        handle = run.handle
+        if handle.is_active:
+            if outcome == Outcome.SUCCEEDED:
+                self._unless_shut_down(handle.succeed)
+            elif outcome == Outcome.CANCELED and handle.is_cancel_requested:
+                self._unless_shut_down(handle.canceled)
+            else:
+                self._unless_shut_down(handle.abort)
+        with self._lock:
+            if outcome == Outcome.SUCCEEDED:
+                self._counters.goals_succeeded += 1
+            else:
+                self._counters.goals_failed += 1
+            if self._active is run:
+                self._active = None
+                # A fault stays visible in the latched status until the next goal starts.
+                if self._counters.state != PolicyState.FAULT:
+                    self._publish_status(PolicyState.IDLE)
+        run.finished.set()
+
+    # --- goal bodies (worker thread) -------------------------------------------------------
+
+    def _limits(self, timeout: Duration, max_duration: Duration) -> ExecutionLimits:
+        return ExecutionLimits(
+            timeout_ns=_duration_or(timeout, self.config.default_timeout),
+            max_duration_ns=_duration_or(max_duration, self.config.default_max_duration),
+            replan_fraction=self.config.replan_fraction,
+            stale_hold_timeout_ns=round(self.config.stale_hold_timeout * NS_PER_S),
+        )
+
+    def _run_event_goal(self, run: _GoalRun) -> EventResult:
+        goal = run.handle.request
+        io = _GoalIO(self, run)
+        result = run_event(
+            self._policy,
+            goal.instruction,
+            self._event_ids.next(),
+            self._limits(goal.timeout, goal.max_duration),
+            io,
+        )
+        self._log_result(
+            f"event {result.event_id} {goal.instruction!r}", result.outcome, result.message
+        )
         return result
 
-    # --- event execution -------------------------------------------------------------------
+    def _run_task_goal(self, run: _GoalRun) -> TaskResult:
+        goal = run.handle.request
+        limits = self._limits(goal.timeout, goal.max_event_duration)
+        task_timeout_ns = _duration_or(goal.timeout, self.config.default_task_timeout)
+        planner_config = PlannerConfig(
+            task_timeout_ns=task_timeout_ns,
+            event_timeout_ns=limits.max_duration_ns,
+            max_retries_per_event=self.config.max_retries_per_event,
+            max_events=goal.max_events or self.config.max_events,
+        )
+        if goal.events:
+            planner = EventPlanner(planner_config, events=list(goal.events), task=goal.task)
+        else:
+            planner = EventPlanner(
+                planner_config, task=goal.task, proposer=self._policy.propose_next_event
+            )
+        io = _GoalIO(self, run)
+        result = run_task(
+            self._policy,
+            planner,
+            self._event_ids,
+            dataclasses.replace(limits, timeout_ns=task_timeout_ns),
+            io,
+            on_progress=io.task_feedback,
+        )
+        self._log_result(f"task {goal.task!r}", result.outcome, result.message)
+        return result
+
+    def _log_result(self, what: str, outcome: Outcome, message: str) -> None:
+        summary = f"{what}: {outcome.name} ({message})"
+        if outcome == Outcome.SUCCEEDED:
+            self.get_logger().info(summary)
+        else:  # rclpy requires one severity per call site
+            self.get_logger().warning(summary)
+
+    # --- outputs ---------------------------------------------------------------------------
 
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
-    def _run_event(self, run: _GoalRun) -> ExecuteEvent.Result:
-        goal = run.handle.request
-        timeout_ns = _duration_or(goal.timeout, self.config.default_timeout)
-        max_duration_ns = _duration_or(goal.max_duration, self.config.default_max_duration)
-        event_id = next(self._event_ids)
-        start_ns = self._now_ns()
-        chunks = 0
+    def _publish_chunk(self, chunk: ActionChunk) -> None:
+        self._unless_shut_down(lambda: self._chunk_pub.publish(chunk_to_msg(chunk)))
+        with self._lock:
+            self._counters.chunks += 1
 
-        def finish(outcome: Outcome, message: str) -> ExecuteEvent.Result:
-            if outcome == Outcome.SUCCEEDED:
-                self._unless_shut_down(run.handle.succeed)
-            elif outcome == Outcome.CANCELED and run.handle.is_cancel_requested:
-                self._unless_shut_down(run.handle.canceled)
-            else:
-                self._unless_shut_down(run.handle.abort)
-            summary = f"event {event_id} {goal.instruction!r}: {outcome.name} ({message})"
-            if outcome == Outcome.SUCCEEDED:
-                self.get_logger().info(summary)
-            else:  # rclpy requires one severity per call site
-                self.get_logger().warning(summary)
-            return ExecuteEvent.Result(
-                outcome=int(outcome),
-                message=message,
-                duration=ns_to_duration(self._now_ns() - start_ns),
-                chunks_executed=chunks,
-            )
-
-        def interruption() -> tuple[Outcome, str] | None:
-            if run.handle.is_cancel_requested:
-                return Outcome.CANCELED, "canceled by the client"
-            if run.stop_reason is not None:
-                return Outcome.CANCELED, run.stop_reason
-            if not rclpy.ok(context=self.context):
-                return Outcome.ABORTED, "node is shutting down"
-            elapsed = self._now_ns() - start_ns
-            if elapsed >= timeout_ns:
-                return Outcome.TIMED_OUT, f"goal timeout of {timeout_ns / NS_PER_S:.3f} s reached"
-            if elapsed >= max_duration_ns:
-                return (
-                    Outcome.TIMED_OUT,
-                    f"event exceeded max duration {max_duration_ns / NS_PER_S:.3f} s",
-                )
-            return None
-
-        def wait_until(deadline_ns: int) -> tuple[Outcome, str] | None:
-            while self._now_ns() < deadline_ns:
-                if (reason := interruption()) is not None:
-                    return reason
-                time.sleep(WAIT_POLL_S)
-            return interruption()
-
-        try:
-            self._policy.start_event(goal.instruction, event_id, max_duration_ns)
-        except UnknownInstructionError as error:
-            return finish(Outcome.ABORTED, str(error))
-        except Exception as error:  # a policy failure must end the goal, not the node
-            self._publish_status(
-                PolicyState.FAULT, goal.instruction, event_id, f"start failed: {error}"
-            )
-            return finish(Outcome.FAULT, f"policy failed to start the event: {error}")
-        self._publish_status(PolicyState.RUNNING, goal.instruction, event_id)
-
-        while True:
-            if (reason := interruption()) is not None:
-                return finish(*reason)
-            observation = Observation(stamp_ns=self._now_ns())
-            started = time.perf_counter_ns()
-            try:
-                step = self._policy.next_chunk(observation)
-            except InvalidChunkError as error:
-                fault = f"policy produced an invalid chunk: {error}"
-                self._publish_status(PolicyState.FAULT, goal.instruction, event_id, fault)
-                return finish(Outcome.FAULT, fault)
-            except Exception as error:
-                fault = f"inference failed: {type(error).__name__}: {error}"
-                self._publish_status(PolicyState.FAULT, goal.instruction, event_id, fault)
-                return finish(Outcome.FAULT, fault)
-            self._last_latency_ns = time.perf_counter_ns() - started
-            chunk = step.chunk
-            self._chunk_pub.publish(chunk_to_msg(chunk))
-            chunks += 1
-            run.handle.publish_feedback(
-                ExecuteEvent.Feedback(
-                    event_id=event_id,
-                    progress=float(min(max(step.progress, 0.0), 1.0)),
-                    predicted_remaining=ns_to_duration(max(step.predicted_remaining_ns, 0)),
-                    chunks_executed=chunks,
-                    last_inference_latency=ns_to_duration(self._last_latency_ns),
-                )
-            )
-            if chunk.ends_event:
-                reason = wait_until(chunk.stamp_ns + chunk.duration_ns)
-                if reason is not None:
-                    return finish(*reason)
-                return finish(Outcome.SUCCEEDED, f"event finished after {chunks} chunks")
-            replan_at = chunk.stamp_ns + int(self.config.replan_fraction * chunk.duration_ns)
-            if (reason := wait_until(replan_at)) is not None:
-                return finish(*reason)
+    def _record_latency(self, latency_ns: int) -> None:
+        with self._lock:
+            self._counters.last_latency_ns = latency_ns
+            self._counters.latency_sum_ns += latency_ns
 
     def _publish_status(
         self, state: PolicyState, instruction: str = "", event_id: int = 0, fault: str = ""
     ) -> None:
+        self._counters.state, self._counters.instruction, self._counters.fault = (
+            state,
+            instruction,
+            fault,
+        )
         msg = PolicyStatus(
             state=int(state),
             event_instruction=instruction,
             event_id=event_id,
-            last_inference_latency=ns_to_duration(self._last_latency_ns),
+            last_inference_latency=ns_to_duration(self._counters.last_latency_ns),
             fault=fault,
         )
         msg.header.stamp = self.get_clock().now().to_msg()
         self._unless_shut_down(lambda: self._status_pub.publish(msg))
 
-    def _unless_shut_down(self, send: Callable[[], object]) -> None:
-        """Send a goal transition or status; when the node is shut down mid-goal, drop it.
+    def _publish_diagnostics(self) -> None:
+        with self._lock:
+            counters = dataclasses.replace(self._counters)
+        level = {
+            PolicyState.IDLE: DiagnosticStatus.OK,
+            PolicyState.RUNNING: DiagnosticStatus.OK,
+            PolicyState.HOLDING: DiagnosticStatus.WARN,
+        }.get(counters.state, DiagnosticStatus.ERROR)
+        mean_latency_ms = counters.latency_sum_ns / max(counters.chunks, 1) / 1e6
+        values = {
+            "state": counters.state.name,
+            "event": counters.instruction,
+            "fault": counters.fault,
+            "chunks_published": str(counters.chunks),
+            "last_inference_latency_ms": f"{counters.last_latency_ns / 1e6:.2f}",
+            "mean_inference_latency_ms": f"{mean_latency_ms:.2f}",
+            "goals_succeeded": str(counters.goals_succeeded),
+            "goals_failed": str(counters.goals_failed),
+            **self._observations.diagnostics(),
+        }
+        status = DiagnosticStatus(
+            level=level,
+            name=f"{self.get_fully_qualified_name()}: policy",
+            hardware_id="wallwm",
+            message=counters.fault or counters.state.name,
+            values=[KeyValue(key=k, value=v) for k, v in values.items()],
+        )
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._unless_shut_down(lambda: self._diagnostics_pub.publish(array))
 
-        Stopping the node while a goal runs destroys the action server and publishers under the
-        execute thread; nothing can be sent any more then, and that is not an error.
+    def _unless_shut_down(self, send: Callable[[], object]) -> None:
+        """Send a goal transition or message; when the node is shut down mid-goal, drop it.
+
+        Stopping the node while a goal runs destroys the action servers and publishers under the
+        worker thread; nothing can be sent any more then, and that is not an error.
         """
         try:
             send()
         except Exception:
             if self.context.ok():
                 raise
+
+
+class _GoalIO:
+    """The event loop's view of the node, for one goal (see wallwm_core.event_execution)."""
+
+    def __init__(self, node: PolicyNode, run: _GoalRun) -> None:
+        self._node = node
+        self._run = run
+        self._last_latency_ns = 0
+
+    def now_ns(self) -> int:
+        return self._node._now_ns()
+
+    def fresh_observation(self, newer_than_ns: int) -> Observation | str:
+        return self._node._observations.fresh_observation(newer_than_ns)
+
+    def interruption(self) -> Interruption | None:
+        if self._run.handle.is_cancel_requested:
+            return Outcome.CANCELED, "canceled by the client"
+        if self._run.stop_reason is not None:
+            return Outcome.CANCELED, self._run.stop_reason
+        if not rclpy.ok(context=self._node.context):
+            return Outcome.ABORTED, "node is shutting down"
+        return None
+
+    def publish_chunk(self, chunk: ActionChunk) -> None:
+        self._node._publish_chunk(chunk)
+
+    def report(self, progress: EventProgress) -> None:
+        self._last_latency_ns = progress.inference_latency_ns
+        self._node._record_latency(progress.inference_latency_ns)
+        if isinstance(self._run.handle.request, ExecuteEvent.Goal):
+            feedback = ExecuteEvent.Feedback(
+                event_id=progress.event_id,
+                progress=progress.progress,
+                predicted_remaining=ns_to_duration(progress.predicted_remaining_ns),
+                chunks_executed=progress.chunks,
+                last_inference_latency=ns_to_duration(progress.inference_latency_ns),
+            )
+            self._node._unless_shut_down(lambda: self._run.handle.publish_feedback(feedback))
+
+    def task_feedback(self, progress: TaskProgress) -> None:
+        feedback = ExecuteTask.Feedback(
+            event_index=progress.event_index,
+            event_instruction=progress.instruction,
+            events_total=progress.events_total,
+            event_progress=progress.event_progress,
+            progress=progress.task_progress,
+            last_inference_latency=ns_to_duration(self._last_latency_ns),
+        )
+        self._node._unless_shut_down(lambda: self._run.handle.publish_feedback(feedback))
+
+    def set_state(self, state: PolicyState, instruction: str, event_id: int, fault: str) -> None:
+        if state == PolicyState.FAULT:
+            self._node.get_logger().error(f"event {event_id} {instruction!r}: {fault}")
+        self._node._publish_status(state, instruction, event_id, fault)
 
 
 def _duration_or(duration: Duration, default_s: float) -> int:
@@ -347,7 +549,7 @@ def main(args: list[str] | None = None) -> int:
     node = None
     try:
         node = PolicyNode()
-        executor = MultiThreadedExecutor()
+        executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
         executor.add_node(node)
         executor.spin()
     except ConfigError as error:

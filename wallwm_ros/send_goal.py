@@ -1,8 +1,10 @@
-"""Send an ExecuteEvent goal and print its feedback and result (``ros2 action send_goal``-like).
+"""Send an ExecuteEvent or ExecuteTask goal, print feedback and result (``ros2 action send_goal``).
 
     send_goal "press the red button" [--timeout S] [--max-duration S] [--cancel-after S]
+    send_goal --task "press the buttons red then blue" [--event "press the red button" ...]
 
-Exit status: 0 when the event succeeded, 1 for any other outcome, 3 when no server answered.
+Without ``--event`` a task's events are proposed by the node's planner. Exit status: 0 when the
+event (task) succeeded, 1 for any other outcome, 3 when no server answered.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from rclpy.node import Node
 
 from wallwm_core.action_chunk import NS_PER_S
 from wallwm_core.outcome import Outcome
-from wallwm_msgs.action import ExecuteEvent
+from wallwm_msgs.action import ExecuteEvent, ExecuteTask
 from wallwm_ros.background_spinner import BackgroundSpinner
 from wallwm_ros.conversions import duration_to_ns, ns_to_duration
 
@@ -50,29 +52,22 @@ def format_feedback(feedback: ExecuteEvent.Feedback) -> str:
     )
 
 
-def execute_event(
+def _run_goal(
     node: Node,
-    instruction: str,
+    action_type: type,
+    action_name: str,
+    goal: object,
     *,
-    timeout_s: float = 0.0,
-    max_duration_s: float = 0.0,
-    cancel_after_s: float | None = None,
-    server_wait_s: float = 10.0,
-    on_feedback: Callable[[ExecuteEvent.Feedback], None] | None = None,
-    action_name: str = "execute_event",
-) -> EventResult:
-    """Send one goal and block until its result. ``node`` must be spun by another thread."""
-    client = ActionClient(node, ExecuteEvent, action_name)
+    cancel_after_s: float | None,
+    server_wait_s: float,
+    on_feedback: Callable[[object], None] | None,
+) -> object | None:
+    """Send one goal, block until its result; None when rejected. Spin ``node`` elsewhere."""
+    client = ActionClient(node, action_type, action_name)
+    kind = action_type.__name__
     try:
         if not client.wait_for_server(timeout_sec=server_wait_s):
-            raise NoServerError(
-                f"no ExecuteEvent server on '{action_name}' after {server_wait_s} s"
-            )
-        goal = ExecuteEvent.Goal(
-            instruction=instruction,
-            timeout=ns_to_duration(round(timeout_s * NS_PER_S)),
-            max_duration=ns_to_duration(round(max_duration_s * NS_PER_S)),
-        )
+            raise NoServerError(f"no {kind} server on '{action_name}' after {server_wait_s} s")
         done = threading.Event()
         goal_future = client.send_goal_async(
             goal, feedback_callback=(lambda m: on_feedback(m.feedback)) if on_feedback else None
@@ -82,7 +77,7 @@ def execute_event(
             raise NoServerError("the server did not answer the goal request")
         handle = goal_future.result()
         if not handle.accepted:
-            return EventResult(False, None, "goal rejected", 0.0, 0)
+            return None
         result_future = handle.get_result_async()
         finished = threading.Event()
         result_future.add_done_callback(lambda _: finished.set())
@@ -96,48 +91,163 @@ def execute_event(
                 server_last_seen = time.monotonic()
             elif time.monotonic() - server_last_seen > SERVER_LOST_S:
                 raise NoServerError(
-                    f"the ExecuteEvent server on '{action_name}' went away before the result"
+                    f"the {kind} server on '{action_name}' went away before the result"
                 )
-        result = result_future.result().result
-        return EventResult(
-            accepted=True,
-            outcome=Outcome(result.outcome),
-            message=result.message,
-            duration_s=duration_to_ns(result.duration) / NS_PER_S,
-            chunks_executed=result.chunks_executed,
-        )
+        return result_future.result().result
     finally:
         client.destroy()
 
 
+def _duration(seconds: float):
+    return ns_to_duration(round(seconds * NS_PER_S))
+
+
+def execute_event(
+    node: Node,
+    instruction: str,
+    *,
+    timeout_s: float = 0.0,
+    max_duration_s: float = 0.0,
+    cancel_after_s: float | None = None,
+    server_wait_s: float = 10.0,
+    on_feedback: Callable[[ExecuteEvent.Feedback], None] | None = None,
+    action_name: str = "execute_event",
+) -> EventResult:
+    """Send one ExecuteEvent goal and block until its result. Spin ``node`` in another thread."""
+    goal = ExecuteEvent.Goal(
+        instruction=instruction,
+        timeout=_duration(timeout_s),
+        max_duration=_duration(max_duration_s),
+    )
+    result = _run_goal(
+        node,
+        ExecuteEvent,
+        action_name,
+        goal,
+        cancel_after_s=cancel_after_s,
+        server_wait_s=server_wait_s,
+        on_feedback=on_feedback,
+    )
+    if result is None:
+        return EventResult(False, None, "goal rejected", 0.0, 0)
+    return EventResult(
+        accepted=True,
+        outcome=Outcome(result.outcome),
+        message=result.message,
+        duration_s=duration_to_ns(result.duration) / NS_PER_S,
+        chunks_executed=result.chunks_executed,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskResult:
+    accepted: bool
+    outcome: Outcome | None
+    message: str
+    duration_s: float
+    events: tuple[tuple[str, Outcome, str], ...]  # (instruction, outcome, message) per attempt
+
+
+def format_task_feedback(feedback: ExecuteTask.Feedback) -> str:
+    total = str(feedback.events_total) if feedback.events_total else "?"
+    return (
+        f"event {feedback.event_index + 1}/{total} {feedback.event_instruction!r}: "
+        f"event {feedback.event_progress:5.1%}, task {feedback.progress:5.1%}, "
+        f"inference {duration_to_ns(feedback.last_inference_latency) / 1e6:.1f} ms"
+    )
+
+
+def execute_task(
+    node: Node,
+    task: str,
+    events: list[str] | tuple[str, ...] = (),
+    *,
+    timeout_s: float = 0.0,
+    max_event_duration_s: float = 0.0,
+    max_events: int = 0,
+    cancel_after_s: float | None = None,
+    server_wait_s: float = 10.0,
+    on_feedback: Callable[[ExecuteTask.Feedback], None] | None = None,
+    action_name: str = "execute_task",
+) -> TaskResult:
+    """Send one ExecuteTask goal (events in order, or none: the planner proposes them)."""
+    goal = ExecuteTask.Goal(
+        task=task,
+        events=list(events),
+        timeout=_duration(timeout_s),
+        max_event_duration=_duration(max_event_duration_s),
+        max_events=max_events,
+    )
+    result = _run_goal(
+        node,
+        ExecuteTask,
+        action_name,
+        goal,
+        cancel_after_s=cancel_after_s,
+        server_wait_s=server_wait_s,
+        on_feedback=on_feedback,
+    )
+    if result is None:
+        return TaskResult(False, None, "goal rejected", 0.0, ())
+    return TaskResult(
+        accepted=True,
+        outcome=Outcome(result.outcome),
+        message=result.message,
+        duration_s=duration_to_ns(result.duration) / NS_PER_S,
+        events=tuple((e.instruction, Outcome(e.outcome), e.message) for e in result.event_outcomes),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("instruction", help="the next-event instruction")
+    parser.add_argument("instruction", nargs="?", help="the next-event instruction")
+    parser.add_argument("--task", help="send an ExecuteTask goal with this task text instead")
+    parser.add_argument(
+        "--event", action="append", default=[], help="a task's event, in order (repeatable)"
+    )
     parser.add_argument(
         "--timeout", type=float, default=0.0, help="goal time limit, s (0 = node default)"
     )
-    parser.add_argument("--max-duration", type=float, default=0.0, help="event duration cap, s")
+    parser.add_argument(
+        "--max-duration", type=float, default=0.0, help="(per-)event duration cap, s"
+    )
     parser.add_argument("--cancel-after", type=float, default=None, help="cancel after this many s")
-    parser.add_argument("--action", default="execute_event", help="action name (relative)")
+    parser.add_argument("--action", default=None, help="action name (relative)")
     parser.add_argument(
         "--server-wait", type=float, default=10.0, help="seconds to wait for the action server"
     )
     args, ros_args = parser.parse_known_args(argv)
+    if (args.instruction is None) == (args.task is None):
+        parser.error("give either an instruction or --task")
 
     rclpy.init(args=ros_args)
     spinner = BackgroundSpinner(rclpy.executors.SingleThreadedExecutor())
     node = spinner.add(rclpy.create_node("send_goal"))
+    common = {
+        "timeout_s": args.timeout,
+        "cancel_after_s": args.cancel_after,
+        "server_wait_s": args.server_wait,
+    }
     try:
-        result = execute_event(
-            node,
-            args.instruction,
-            timeout_s=args.timeout,
-            max_duration_s=args.max_duration,
-            cancel_after_s=args.cancel_after,
-            on_feedback=lambda f: print(format_feedback(f), flush=True),
-            action_name=args.action,
-            server_wait_s=args.server_wait,
-        )
+        if args.task is not None:
+            result = execute_task(
+                node,
+                args.task,
+                args.event,
+                max_event_duration_s=args.max_duration,
+                on_feedback=lambda f: print(format_task_feedback(f), flush=True),
+                action_name=args.action or "execute_task",
+                **common,
+            )
+        else:
+            result = execute_event(
+                node,
+                args.instruction,
+                max_duration_s=args.max_duration,
+                on_feedback=lambda f: print(format_feedback(f), flush=True),
+                action_name=args.action or "execute_event",
+                **common,
+            )
     except NoServerError as error:
         print(f"send_goal: {error}", file=sys.stderr)
         return 3
@@ -149,10 +259,15 @@ def main(argv: list[str] | None = None) -> int:
     if not result.accepted:
         print("goal rejected")
         return 1
-    print(
-        f"result: {result.outcome.name} after {result.duration_s:.2f} s, "
-        f"{result.chunks_executed} chunks: {result.message}"
-    )
+    if isinstance(result, TaskResult):
+        for index, (instruction, outcome, message) in enumerate(result.events):
+            print(f"  event {index + 1} {instruction!r}: {outcome.name} ({message})")
+        print(f"result: {result.outcome.name} after {result.duration_s:.2f} s: {result.message}")
+    else:
+        print(
+            f"result: {result.outcome.name} after {result.duration_s:.2f} s, "
+            f"{result.chunks_executed} chunks: {result.message}"
+        )
     return 0 if result.outcome == Outcome.SUCCEEDED else 1
 
 
