@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 
 import pytest
 from conftest import wait_for
@@ -12,6 +11,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_msgs.msg import String
+from synthetic_sensors import SyntheticSensors, sensor_parameters
 
 from wallwm_core.config_loading import ConfigError
 from wallwm_core.outcome import Outcome, PolicyState
@@ -298,3 +298,70 @@ def test_diagnostics_report_state_and_counts(ros_context, spinner, namespace, re
     latest = ours()[-1]
     assert latest["state"] == "IDLE" and int(latest["chunks_published"]) >= 3
     assert float(latest["last_inference_latency_ms"]) > 0.0
+
+
+def _start_with_sensors(ros_context, spinner, namespace, replay_file, **params):
+    server, observer = _start(
+        ros_context, spinner, namespace, replay_file, **sensor_parameters(), **params
+    )
+    sensors = SyntheticSensors(
+        spinner.add(Node("sensors", namespace=namespace, context=ros_context))
+    )
+    return server, observer, sensors
+
+
+def test_chunks_are_stamped_with_synchronised_observations(
+    ros_context, spinner, namespace, replay_file
+):
+    _, observer, sensors = _start_with_sensors(ros_context, spinner, namespace, replay_file)
+    result = execute_event(observer.node, "reach")
+
+    assert result.outcome == Outcome.SUCCEEDED, result.message
+    assert wait_for(lambda: len(observer.chunks) == result.chunks_executed)
+    stamps = [chunk_from_msg(m).stamp_ns for m in observer.chunks]
+    assert set(stamps) <= set(sensors.image_stamps)  # each chunk carries its frame set's time
+    assert stamps == sorted(set(stamps))
+
+
+def test_camera_stopping_mid_goal_faults_without_chunks(
+    ros_context, spinner, namespace, replay_file
+):
+    _, observer, sensors = _start_with_sensors(
+        ros_context, spinner, namespace, replay_file, stale_hold_timeout=0.3
+    )
+    thread, box = _run_in_thread(execute_event, observer.node, "long wipe")
+    assert wait_for(lambda: len(observer.chunks) >= 2)
+    sensors.running_cameras.discard("wrist")
+    stop_ns = sensors.node.get_clock().now().nanoseconds
+    thread.join()
+
+    result = box["result"]
+    assert result.outcome == Outcome.FAULT
+    assert "wrist" in result.message
+    late = [m for m in observer.chunks if chunk_from_msg(m).stamp_ns > stop_ns]
+    assert late == []
+    assert wait_for(lambda: observer.states[-1:] == [PolicyState.FAULT])
+    assert PolicyState.HOLDING in observer.states
+
+    sensors.running_cameras.add("wrist")  # inputs come back: the next goal runs normally
+    assert execute_event(observer.node, "reach").outcome == Outcome.SUCCEEDED
+
+
+def test_malformed_images_fault_the_goal_and_the_node_stays_up(
+    ros_context, spinner, namespace, replay_file
+):
+    _, observer, sensors = _start_with_sensors(
+        ros_context, spinner, namespace, replay_file, stale_hold_timeout=0.3
+    )
+    sensors.malformed = True
+    faults = []
+    observer.node.create_subscription(
+        PolicyStatus, "policy_status", lambda m: faults.append(m.fault), qos.LATCHED
+    )
+    result = execute_event(observer.node, "reach")
+
+    assert result.outcome == Outcome.FAULT and "truncated" in result.message
+    assert observer.chunks == []
+    assert wait_for(lambda: any("truncated" in f for f in faults))
+    sensors.malformed = False
+    assert execute_event(observer.node, "reach").outcome == Outcome.SUCCEEDED

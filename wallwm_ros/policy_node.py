@@ -53,6 +53,11 @@ from wallwm_msgs.msg import ActionChunk as ActionChunkMsg
 from wallwm_msgs.msg import EventOutcome, PolicyStatus
 from wallwm_ros import qos
 from wallwm_ros.conversions import chunk_to_msg, duration_to_ns, ns_to_duration
+from wallwm_ros.observation_inputs import (
+    OBSERVATION_PARAMETER_DESCRIPTIONS,
+    ObservationInputsConfig,
+    SensorObservations,
+)
 from wallwm_ros.parameters import declare_config
 
 POLICY_TYPES = ("replay",)
@@ -178,18 +183,17 @@ class _Counters:
 class PolicyNode(Node):
     """Runs an EventPolicy for each accepted ExecuteEvent or ExecuteTask goal."""
 
-    def __init__(
-        self,
-        policy: EventPolicy | None = None,
-        observations: object | None = None,
-        **node_kwargs,
-    ) -> None:
+    def __init__(self, policy: EventPolicy | None = None, **node_kwargs) -> None:
         super().__init__(node_kwargs.pop("node_name", "policy_node"), **node_kwargs)
         self.config = declare_config(self, PolicyNodeConfig, PARAMETER_DESCRIPTIONS)
-        self._policy = policy if policy is not None else make_policy(self.config)
-        self._observations = (
-            observations if observations is not None else ClockObservations(self._now_ns)
+        self.sensor_config = declare_config(
+            self, ObservationInputsConfig, OBSERVATION_PARAMETER_DESCRIPTIONS
         )
+        self._policy = policy if policy is not None else make_policy(self.config)
+        if self.sensor_config.enabled:
+            self._observations = SensorObservations(self, self.sensor_config, self._now_ns)
+        else:
+            self._observations = ClockObservations(self._now_ns)
         self._lock = threading.Lock()
         self._active: _GoalRun | None = None
         self._runs: dict[bytes, _GoalRun] = {}
