@@ -12,6 +12,7 @@ setup(
     name=PACKAGE_NAME,
     version="0.1.0",
     packages=find_packages(include=["wallwm_core", "wallwm_core.*", "wallwm_ros", "wallwm_ros.*"]),
+    package_data={"wallwm_core": ["configs/*.yaml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE_NAME}"]),
         (f"share/{PACKAGE_NAME}", ["package.xml"]),
@@ -25,6 +26,7 @@ setup(
     entry_points={
         "console_scripts": [
             "policy_node = wallwm_ros.policy_node:main",
+            "controller_node = wallwm_ros.controller_node:main",
             "send_goal = wallwm_ros.send_goal:main",
             "demo = wallwm_ros.demo:main",
         ],

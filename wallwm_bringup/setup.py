@@ -15,6 +15,7 @@ setup(
         (f"share/{PACKAGE_NAME}", ["package.xml"]),
         (f"share/{PACKAGE_NAME}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE_NAME}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE_NAME}/config/robots", glob("config/robots/*.yaml")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
