@@ -15,10 +15,12 @@ import dataclasses
 import threading
 from collections.abc import Callable
 
+import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 
 from wallwm_core.config_loading import ConfigError
+from wallwm_core.model.sight_cone import CameraGeometry
 from wallwm_core.policy import Observation
 from wallwm_ros import qos
 from wallwm_ros.camera_calibration import (
@@ -47,6 +49,8 @@ class ObservationInputsConfig:
     camera_image_topics: tuple[str, ...] = ()
     camera_info_topics: tuple[str, ...] = ()
     camera_extrinsics: tuple[float, ...] = ()
+    camera_parent_frames: tuple[str, ...] = ()
+    robot_description: str = ""
     image_transport: str = "raw"
     joint_state_topic: str = "joint_states"
     joint_names: tuple[str, ...] = ()
@@ -66,6 +70,16 @@ class ObservationInputsConfig:
             raise ConfigError(
                 "parameter 'camera_extrinsics' needs 7 numbers (x y z qw qx qy qz) per camera "
                 f"({7 * count} for {count} cameras), got {len(self.camera_extrinsics)}"
+            )
+        if self.camera_parent_frames and len(self.camera_parent_frames) != count:
+            raise ConfigError(
+                f"parameter 'camera_parent_frames' needs one entry per camera ({count}; '' for "
+                f"the base frame), got {len(self.camera_parent_frames)}"
+            )
+        if any(self.camera_parent_frames) and not self.robot_description:
+            raise ConfigError(
+                "parameter 'robot_description' (URDF) is needed for cameras with a parent frame "
+                "(their pose follows the arm)"
             )
         if self.image_transport not in IMAGE_TRANSPORTS:
             raise ConfigError(
@@ -110,7 +124,9 @@ OBSERVATION_PARAMETER_DESCRIPTIONS = {
     "camera_names": "Cameras the policy reads, in model view order (empty: no sensors).",
     "camera_image_topics": "Image topic per camera (sensor_msgs/Image, or CompressedImage).",
     "camera_info_topics": "CameraInfo topic per camera.",
-    "camera_extrinsics": "Per camera, the optical frame in the arm base: x y z qw qx qy qz.",
+    "camera_extrinsics": "Per camera, the optical frame in its parent: x y z qw qx qy qz.",
+    "camera_parent_frames": "Per camera, the URDF link it rides on ('' = fixed in the base frame).",
+    "robot_description": "URDF text, for the poses of cameras mounted on the arm.",
     "image_transport": "'raw' (sensor_msgs/Image) or 'compressed' (CompressedImage, JPEG/PNG).",
     "joint_state_topic": "sensor_msgs/JointState topic of the arm.",
     "joint_names": "Joints (gripper included) in the order the policy reads them.",
@@ -130,6 +146,7 @@ class SensorObservations:
         self._now_ns = now_ns
         self._extrinsics = config.extrinsics()
         self.sync = ObservationSynchroniser(config.sync_config())
+        self._mounts = _camera_mounts(config)
         self._calibration_errors: dict[str, str] = {}
         self._lock = threading.Lock()
         compressed = config.image_transport == "compressed"
@@ -196,6 +213,8 @@ class SensorObservations:
                 errors = dict(self._calibration_errors)
             extra = "".join(f"; camera {c!r} calibration: {e}" for c, e in errors.items())
             return result.reason + extra
+        if self._mounts:
+            result = self._mounts.apply(result)
         return result
 
     def diagnostics(self) -> dict[str, str]:
@@ -215,3 +234,59 @@ class SensorObservations:
         if stats.last_not_ready is not None:
             values["last_not_ready"] = stats.last_not_ready.reason
         return values
+
+
+class _CameraMounts:
+    """Cameras riding on arm links: their base-frame pose follows the observation's joints."""
+
+    def __init__(self, urdf_xml: str, joint_names: tuple[str, ...], parents: dict[str, str]):
+        from wallwm_core.control.kinematics import ArmKinematics
+
+        urdf_joints = _movable_joints(urdf_xml)
+        self._joint_slots = [i for i, name in enumerate(joint_names) if name in urdf_joints]
+        used = tuple(joint_names[i] for i in self._joint_slots)
+        try:
+            self._links = {
+                camera: ArmKinematics(urdf_xml, used, parent) for camera, parent in parents.items()
+            }
+        except Exception as error:  # Pinocchio's errors for unknown frames or a broken URDF
+            raise ConfigError(f"parameter 'camera_parent_frames': {error}") from error
+
+    def apply(self, observation: Observation) -> Observation:
+        q = observation.joint_positions[self._joint_slots]
+        cameras = dict(observation.cameras)
+        for camera, link in self._links.items():
+            if camera not in cameras:
+                continue
+            pose = link.forward(q)
+            base_from_parent = np.eye(4)
+            base_from_parent[:3, :3], base_from_parent[:3, 3] = pose.rotation, pose.position
+            geometry = cameras[camera]
+            cameras[camera] = CameraGeometry(
+                K=geometry.K,
+                image_size=geometry.image_size,
+                world_from_camera=base_from_parent @ geometry.world_from_camera,
+            )
+        return dataclasses.replace(observation, cameras=cameras)
+
+
+def _movable_joints(urdf_xml: str) -> set[str]:
+    import xml.etree.ElementTree as ElementTree
+
+    root = ElementTree.fromstring(urdf_xml)
+    return {
+        joint.get("name")
+        for joint in root.iter("joint")
+        if joint.get("type") not in ("fixed", "floating", "planar") and joint.find("mimic") is None
+    }
+
+
+def _camera_mounts(config: ObservationInputsConfig) -> _CameraMounts | None:
+    parents = {
+        camera: parent
+        for camera, parent in zip(config.camera_names, config.camera_parent_frames, strict=False)
+        if parent
+    }
+    if not parents:
+        return None
+    return _CameraMounts(config.robot_description, config.joint_names, parents)

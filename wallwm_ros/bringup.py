@@ -1,0 +1,181 @@
+"""Which nodes a bringup starts and with which parameters: the one source for launch and in-process.
+
+``sim.launch.py`` / ``robot.launch.py`` turn these :class:`NodeSpec` lists into launch_ros Nodes;
+:mod:`wallwm_ros.inprocess_bringup` builds the same nodes in one process. Both read the node
+parameter files of wallwm_bringup/config and a robot file (wallwm_bringup/config/robots), so they
+cannot drift apart (test_bringup checks that they start the same nodes with the same parameters).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wallwm_core.config_loading import ConfigError
+from wallwm_ros.robot_config import RobotConfig, load_robot_config
+
+POLICIES = ("wallwm", "replay")
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeSpec:
+    """One node: what ``ros2 run <package> <executable>`` starts, its name and parameters.
+
+    ``params_files`` are ROS parameter files applied first (their ``/**/<name>`` section);
+    ``parameters`` override them. ``node_class`` is ``module:Class`` for in-process bringup.
+    """
+
+    package: str
+    executable: str
+    name: str
+    node_class: str
+    params_files: tuple[Path, ...]
+    parameters: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyChoice:
+    """The policy the policy node serves: the WALL-WM checkpoint, or a scripted replay file."""
+
+    policy: str = "wallwm"
+    checkpoint: str = ""
+    replay_file: str = ""
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ConfigError(f"policy must be one of {POLICIES}, got {self.policy!r}")
+        if self.policy == "replay" and not self.replay_file:
+            raise ConfigError("policy 'replay' needs a replay_file")
+        if self.policy == "wallwm" and not self.checkpoint:
+            raise ConfigError("policy 'wallwm' needs a checkpoint directory")
+
+    def parameters(self) -> dict[str, Any]:
+        if self.policy == "replay":
+            return {"policy_type": "replay", "replay_file": self.replay_file}
+        return {"policy_type": "wallwm", "checkpoint": self.checkpoint}
+
+
+def policy_node_spec(
+    robot: RobotConfig, choice: PolicyChoice, config_dir: Path, use_sim_time: bool
+) -> NodeSpec:
+    parameters = {
+        **choice.parameters(),
+        "use_sim_time": use_sim_time,
+        "camera_names": [c.name for c in robot.cameras],
+        "camera_image_topics": [c.image_topic for c in robot.cameras],
+        "camera_info_topics": [c.info_topic for c in robot.cameras],
+        "camera_extrinsics": list(robot.camera_extrinsics()),
+        "camera_parent_frames": [c.parent_frame for c in robot.cameras],
+        "joint_names": list(robot.policy_joint_names),
+        "joint_state_topic": robot.joint_state_topic,
+    }
+    if any(c.parent_frame for c in robot.cameras):
+        parameters["robot_description"] = robot.urdf_xml()
+    return NodeSpec(
+        package="wallwm",
+        executable="policy_node",
+        name="policy_node",
+        node_class="wallwm_ros.policy_node:PolicyNode",
+        params_files=(config_dir / "policy_node.yaml",),
+        parameters=parameters,
+    )
+
+
+def controller_node_spec(robot: RobotConfig, config_dir: Path, use_sim_time: bool) -> NodeSpec:
+    output = robot.controller
+    return NodeSpec(
+        package="wallwm",
+        executable="controller_node",
+        name="controller_node",
+        node_class="wallwm_ros.controller_node:ControllerNode",
+        params_files=(config_dir / "controller_node.yaml",),
+        parameters={
+            "use_sim_time": use_sim_time,
+            "robot_description": robot.urdf_xml(),
+            "controller_config": str(robot.resolve(output.config)),
+            "output": output.output,
+            "joint_state_topic": robot.joint_state_topic,
+            "position_command_topic": output.position_command_topic,
+            "trajectory_topic": output.trajectory_topic,
+            "gripper_command_topic": output.gripper_command_topic,
+        },
+    )
+
+
+def sim_node_spec(
+    robot: RobotConfig, config_dir: Path, task: str, seed: int, variant: str, real_time: bool
+) -> NodeSpec:
+    return NodeSpec(
+        package="wallwm_sim",
+        executable="sim_node",
+        name="sim_node",
+        node_class="wallwm_sim.sim_node:SimNode",
+        params_files=(config_dir / "sim_node.yaml",),
+        parameters={
+            "task": task,
+            "seed": seed,
+            "variant": variant,
+            "real_time": real_time,
+            "cameras": [c.name for c in robot.cameras],
+            "joint_states_topic": robot.joint_state_topic,
+            "position_command_topic": robot.controller.position_command_topic,
+            "trajectory_topic": robot.controller.trajectory_topic,
+            "gripper_command_topic": robot.controller.gripper_command_topic,
+        },
+    )
+
+
+def sim_bringup(
+    config_dir: Path,
+    choice: PolicyChoice,
+    robot_config: str | Path = "",
+    task: str = "pick_place",
+    seed: int = 0,
+    variant: str = "train",
+    real_time: bool = True,
+) -> list[NodeSpec]:
+    """Simulation + policy + controller, all on simulation time (sim.launch.py)."""
+    robot = load_robot_config(robot_config or config_dir / "robots" / "sim_arm.yaml")
+    return [
+        sim_node_spec(robot, config_dir, task, seed, variant, real_time),
+        policy_node_spec(robot, choice, config_dir, use_sim_time=True),
+        controller_node_spec(robot, config_dir, use_sim_time=True),
+    ]
+
+
+def robot_bringup(
+    config_dir: Path, choice: PolicyChoice, robot_config: str | Path, use_sim_time: bool = False
+) -> list[NodeSpec]:
+    """Policy + controller for an arm whose driver already runs (robot.launch.py)."""
+    robot = load_robot_config(robot_config)
+    return [
+        policy_node_spec(robot, choice, config_dir, use_sim_time),
+        controller_node_spec(robot, config_dir, use_sim_time),
+    ]
+
+
+def read_params_file(path: Path, node_name: str) -> dict[str, Any]:
+    """The parameters a ROS params file gives node ``node_name`` (``/**/name`` or ``name`` keys)."""
+    try:
+        content = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"cannot read parameter file {path}: {error}") from error
+    parameters: dict[str, Any] = {}
+    for key in ("/**", f"/**/{node_name}", node_name, f"/{node_name}"):
+        section = content.get(key)
+        if isinstance(section, Mapping):
+            parameters.update(section.get("ros__parameters") or {})
+    return parameters
+
+
+def resolved_parameters(spec: NodeSpec) -> dict[str, Any]:
+    """What the node ends up with: its params files, then the spec's overrides."""
+    parameters: dict[str, Any] = {}
+    for path in spec.params_files:
+        parameters.update(read_params_file(path, spec.name))
+    parameters.update(spec.parameters)
+    return parameters
