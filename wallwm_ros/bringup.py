@@ -179,3 +179,23 @@ def resolved_parameters(spec: NodeSpec) -> dict[str, Any]:
         parameters.update(read_params_file(path, spec.name))
     parameters.update(spec.parameters)
     return parameters
+
+
+DEFAULT_CHECKPOINT = "python://wallwm_core/checkpoints/wallwm-sim-tiny/config.yaml"
+
+
+def default_checkpoint() -> str:
+    """The best WALL-WM checkpoint shipped with wallwm_core (its directory).
+
+    Raises ConfigError when none is shipped: pass an explicit checkpoint then.
+    """
+    from wallwm_ros.robot_config import resolve_file
+
+    try:
+        return str(resolve_file(DEFAULT_CHECKPOINT, Path.cwd()).parent)
+    except ConfigError as error:
+        raise ConfigError(
+            "no WALL-WM checkpoint is shipped (looked for "
+            f"{DEFAULT_CHECKPOINT}); pass checkpoint:=DIR, e.g. one written by "
+            "`python -m wallwm_core.checkpoint init --config tiny --out DIR` (untrained)"
+        ) from error

@@ -1,0 +1,70 @@
+"""The launch files' nodes in one process, on a multi-threaded executor (no launch_ros needed).
+
+Used by the tests and the README's main job. The nodes are the ones :mod:`wallwm_ros.bringup`
+lists, with the same parameters the launch files pass; they still talk over DDS like separately
+launched nodes (rclpy has no intra-process shortcut).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+
+import rclpy
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from wallwm_ros.background_spinner import BackgroundSpinner
+from wallwm_ros.bringup import NodeSpec, resolved_parameters
+
+EXECUTOR_THREADS = 8  # goals, services and subscriptions of three nodes without starving
+
+
+def node_class(spec: NodeSpec) -> type[Node]:
+    module_name, _, class_name = spec.node_class.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+class InProcessBringup:
+    """Starts every node of ``specs`` (in order) and spins them in a background thread.
+
+    If a node fails to start, the ones already started are destroyed and the error propagates.
+    """
+
+    def __init__(
+        self,
+        specs: Sequence[NodeSpec],
+        namespace: str = "",
+        context: rclpy.Context | None = None,
+    ) -> None:
+        self.nodes: dict[str, Node] = {}
+        self._spinner = BackgroundSpinner(
+            MultiThreadedExecutor(num_threads=EXECUTOR_THREADS, context=context)
+        )
+        try:
+            for spec in specs:
+                overrides = [
+                    Parameter(name, value=value)
+                    for name, value in resolved_parameters(spec).items()
+                ]
+                node = node_class(spec)(
+                    node_name=spec.name,
+                    namespace=namespace,
+                    context=context,
+                    parameter_overrides=overrides,
+                )
+                self.nodes[spec.name] = self._spinner.add(node)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop spinning, then destroy the nodes (their threads are joined by destroy_node)."""
+        self._spinner.close()
+
+    def __enter__(self) -> InProcessBringup:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
