@@ -1,0 +1,96 @@
+"""The scripted expert as a replay policy: the reference run through the real ROS path.
+
+The expert solves ``(task, seed, variant)`` in an offline simulation; its commanded tool poses and
+gripper, cut at the subtask (event) boundaries of the recorded captions, become the scripted
+events of a :class:`~wallwm_core.replay_policy.ReplayPolicy`. Served by the policy node and
+executed by the controller node on the simulated arm, this shows what the ROS loop achieves with
+a policy that knows the answer, and is the baseline a WALL-WM checkpoint is compared against.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+REPLAY_STEP_PERIOD_S = 0.05  # 20 Hz end-effector targets, as the model's action tokens
+REPLAY_CHUNK_STEPS = 10
+
+
+def record_expert_episode(task: str, seed: int, variant: str, output: Path) -> Path:
+    """Run the scripted expert once (no cameras) and return the episode directory."""
+    from wallwm_sim.episode_format import list_episodes
+    from wallwm_sim.generate_demos import generate
+
+    generate(
+        output, [task], [seed], [variant], cameras=(), min_score=0.0, show_progress=False
+    )
+    entries = list_episodes(output)
+    if not entries:
+        raise RuntimeError(f"the expert produced no episode for {task} seed {seed}")
+    return output / entries[-1]["directory"]
+
+
+def replay_events_from_episode(
+    episode_dir: Path,
+    step_period_s: float = REPLAY_STEP_PERIOD_S,
+    chunk_steps: int = REPLAY_CHUNK_STEPS,
+    arm_name: str = "arm",
+    ee_frame: str = "tool0",
+) -> tuple[dict, list[str]]:
+    """(ReplayConfig as a dict, the event instructions in order) from a recorded episode."""
+    from wallwm_sim.episode_format import read_episode
+
+    episode = read_episode(episode_dir, load_frames=False)
+    lowdim = episode.lowdim
+    times_ns = lowdim["time_ns"]
+    control_period_ns = int(times_ns[1] - times_ns[0]) if len(times_ns) > 1 else 2_000_000
+    stride = max(1, round(step_period_s * 1e9 / control_period_ns))
+    events, instructions = [], []
+    for segment in episode.events["subtask"]:
+        steps = list(range(segment.start_step, segment.end_step, stride))
+        last = min(segment.end_step, episode.num_steps) - 1
+        if steps[-1] != last:
+            steps.append(last)
+        if len(steps) < 2:
+            continue
+        instruction = segment.caption
+        if instruction in instructions:  # a repeated event gets its own script
+            instruction = f"{instruction} (again {instructions.count(segment.caption) + 1})"
+        waypoints = []
+        for step in steps:
+            quaternion = np.asarray(lowdim["action_tool_quaternion"][step], dtype=float)
+            quaternion /= np.linalg.norm(quaternion)
+            waypoints.append(
+                {
+                    "time": round((step - steps[0]) * control_period_ns / 1e9, 6),
+                    "targets": {
+                        arm_name: {
+                            "position": [float(v) for v in lowdim["action_tool_position"][step]],
+                            "quaternion_wxyz": [float(v) for v in quaternion],
+                            "gripper": float(np.clip(lowdim["action_gripper"][step], 0.0, 1.0)),
+                        }
+                    },
+                }
+            )
+        events.append({"instruction": instruction, "waypoints": waypoints})
+        instructions.append(instruction)
+    config = {
+        "frame_id": "base_link",
+        "step_period": step_period_s,
+        "chunk_steps": chunk_steps,
+        "arms": [{"name": arm_name, "ee_frame": ee_frame}],
+        "events": events,
+    }
+    return config, instructions
+
+
+def write_expert_replay(task: str, seed: int, variant: str, workdir: Path) -> tuple[Path, list[str]]:
+    """Record the expert and write its replay file; returns (file, event instructions)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    episode = record_expert_episode(task, seed, variant, workdir / "expert_episode")
+    config, instructions = replay_events_from_episode(episode)
+    path = workdir / "expert_replay.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path, instructions
