@@ -1,0 +1,240 @@
+"""The simulated closed loop over real DDS: sim + policy + controller nodes, tasks and faults.
+
+One bringup serves the module (starting it costs seconds); every test resets the episode. The
+policy is the scripted expert's replay (the reference policy) for pick_place seed 0.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rclpy
+import yaml
+from conftest import wait_for
+from rclpy.executors import MultiThreadedExecutor
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool
+from std_srvs.srv import Trigger
+
+from wallwm_core.outcome import Outcome
+from wallwm_msgs.msg import ActionChunk as ActionChunkMsg
+from wallwm_msgs.srv import GetTaskProgress, ResetSimulation
+from wallwm_ros import qos
+from wallwm_ros.background_spinner import BackgroundSpinner
+from wallwm_ros.bringup import PolicyChoice, resolved_parameters, sim_bringup
+from wallwm_ros.controller_node import ESTOP_QOS
+from wallwm_ros.expert_replay import write_expert_replay
+from wallwm_ros.inprocess_bringup import InProcessBringup
+from wallwm_ros.send_goal import execute_task
+
+CONFIG = Path(__file__).resolve().parents[1] / "wallwm_bringup" / "config"
+TASK, SEED = "pick_place", 0
+ARM_JOINTS = 6
+
+
+class Client:
+    """Test-side node: joint-state history, service calls, goals."""
+
+    def __init__(self, node) -> None:
+        self.node = node
+        self.joints: list[tuple[int, np.ndarray]] = []
+        self._lock = threading.Lock()
+        node.create_subscription(JointState, "joint_states", self._on_joints, qos.SENSORS)
+
+    def _on_joints(self, msg: JointState) -> None:
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        with self._lock:
+            self.joints.append((stamp, np.array(msg.position[:ARM_JOINTS])))
+            del self.joints[:-4000]
+
+    def latest_stamp_ns(self) -> int:
+        with self._lock:
+            return self.joints[-1][0] if self.joints else 0
+
+    def motion_between(self, start_ns: int, end_ns: int, required: bool = True) -> float:
+        """Largest joint displacement (rad) between two simulation times."""
+        with self._lock:
+            window = [q for stamp, q in self.joints if start_ns <= stamp <= end_ns]
+        if len(window) <= 10 and not required:
+            return 0.0
+        assert len(window) > 10, "no joint states in the window"
+        return float(np.max(np.abs(np.array(window) - window[0])))
+
+    def wait_sim_time(self, until_ns: int, timeout_s: float = 30.0) -> None:
+        assert wait_for(lambda: self.latest_stamp_ns() >= until_ns, timeout_s=timeout_s)
+
+    def call(self, service_type, name, request):
+        client = self.node.create_client(service_type, name)
+        assert client.wait_for_service(timeout_sec=20.0), name
+        future = client.call_async(request)
+        assert wait_for(future.done, timeout_s=20.0)
+        self.node.destroy_client(client)
+        return future.result()
+
+    def reset(self):
+        response = self.call(
+            ResetSimulation, "reset_simulation", ResetSimulation.Request(task=TASK, seed=SEED)
+        )
+        assert response.success, response.message
+        return response
+
+    def progress(self) -> float:
+        return self.call(GetTaskProgress, "get_task_progress", GetTaskProgress.Request()).progress
+
+
+@pytest.fixture(scope="module")
+def expert_replay(tmp_path_factory) -> tuple[Path, list[str]]:
+    return write_expert_replay(TASK, SEED, "train", tmp_path_factory.mktemp("expert"))
+
+
+@pytest.fixture(scope="module")
+def loop(expert_replay):
+    """The in-process bringup in its own namespace, plus a client node."""
+    replay_file, _ = expert_replay
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    namespace = f"/loop{uuid.uuid4().hex[:8]}"
+    specs = sim_bringup(
+        CONFIG, PolicyChoice("replay", replay_file=str(replay_file)), task=TASK, seed=SEED
+    )
+    bringup = InProcessBringup(specs, namespace=namespace, context=context)
+    spinner = BackgroundSpinner(MultiThreadedExecutor(num_threads=4, context=context))
+    client = Client(spinner.add(rclpy.create_node("client", namespace=namespace, context=context)))
+    assert wait_for(lambda: client.latest_stamp_ns() > 0, timeout_s=30.0)
+    yield client
+    spinner.close()
+    bringup.close()
+    rclpy.try_shutdown(context=context)
+
+
+def test_expert_replay_task_through_ros_scores_at_least_80(loop, expert_replay):
+    _, events = expert_replay
+    reset = loop.reset()
+    assert loop.progress() == 0.0
+    result = execute_task(loop.node, reset.task_description, events, timeout_s=60.0)
+
+    assert result.outcome == Outcome.SUCCEEDED, result.message
+    assert [e[1] for e in result.events] == [Outcome.SUCCEEDED] * len(events)
+    assert loop.progress() >= 80.0
+
+
+def test_cancel_stops_the_motion(loop, expert_replay):
+    _, events = expert_replay
+    reset = loop.reset()
+    result = execute_task(loop.node, reset.task_description, events, cancel_after_s=1.5)
+    assert result.outcome == Outcome.CANCELED
+    canceled_ns = loop.latest_stamp_ns()
+    # the last chunk (0.5 s) may still run, then the end hold (0.3 s) and braking: 1.5 s bound
+    settle_ns = canceled_ns + 1_500_000_000
+    loop.wait_sim_time(settle_ns + 500_000_000)
+    assert loop.motion_between(settle_ns, settle_ns + 500_000_000) < 1e-3
+
+
+def test_estop_holds_until_reset_and_nan_chunks_are_rejected(loop, expert_replay):
+    _, events = expert_replay
+    reset = loop.reset()
+    estop = loop.node.create_publisher(Bool, "estop", ESTOP_QOS)
+    assert wait_for(lambda: estop.get_subscription_count() > 0)
+    done = {}
+    runner = threading.Thread(
+        target=lambda: done.setdefault(
+            "result", execute_task(loop.node, reset.task_description, events, timeout_s=20.0)
+        )
+    )
+    runner.start()
+    time.sleep(1.0)
+    estop.publish(Bool(data=True))
+    engaged_ns = loop.latest_stamp_ns()
+    settle_ns = engaged_ns + 1_000_000_000  # braking within the acceleration/jerk limits
+    loop.wait_sim_time(settle_ns + 1_000_000_000)
+    assert loop.motion_between(settle_ns, settle_ns + 1_000_000_000) < 1e-3  # chunks keep coming
+    runner.join()
+    estop.publish(Bool(data=False))  # releasing the button does not reset the latch
+
+    # a NaN chunk is rejected before the controller: the arm stays where it is
+    chunks = loop.node.create_publisher(ActionChunkMsg, "action_chunk", qos.COMMANDS)
+    assert wait_for(lambda: chunks.get_subscription_count() > 0)
+    bad = ActionChunkMsg(num_steps=1)
+    bad.header.stamp = loop.node.get_clock().now().to_msg()
+    chunks.publish(bad)
+    start_ns = loop.latest_stamp_ns()
+    loop.wait_sim_time(start_ns + 500_000_000)
+    assert loop.motion_between(start_ns, start_ns + 500_000_000) < 1e-3
+
+    replies = []
+
+    def try_reset() -> bool:
+        response = loop.call(Trigger, "reset_estop", Trigger.Request())
+        replies.append(response.message)
+        return response.success
+
+    assert wait_for(try_reset, timeout_s=10.0, poll_s=0.2), replies
+    loop.reset()
+    result = execute_task(loop.node, reset.task_description, events, timeout_s=60.0)
+    assert result.outcome == Outcome.SUCCEEDED, result.message
+
+
+def test_policy_node_killed_mid_event_controller_holds(expert_replay, tmp_path):
+    """The policy node runs as its own process here, so it can really die (SIGKILL)."""
+    replay_file, events = expert_replay
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    namespace = f"/kill{uuid.uuid4().hex[:8]}"
+    sim_spec, policy_spec, controller_spec = sim_bringup(
+        CONFIG, PolicyChoice("replay", replay_file=str(replay_file)), task=TASK, seed=SEED
+    )
+    params_file = tmp_path / "policy.yaml"
+    params_file.write_text(
+        yaml.safe_dump({"/**/policy_node": {"ros__parameters": resolved_parameters(policy_spec)}})
+    )
+    ros_args = ["--ros-args", "-r", f"__ns:={namespace}", "--params-file", str(params_file)]
+    policy_process = subprocess.Popen(
+        [sys.executable, "-m", "wallwm_ros.policy_node", *ros_args],
+        env=dict(os.environ),  # the same ROS domain as this process
+    )
+    bringup = InProcessBringup([sim_spec, controller_spec], namespace=namespace, context=context)
+    spinner = BackgroundSpinner(MultiThreadedExecutor(num_threads=4, context=context))
+    try:
+        client = Client(
+            spinner.add(rclpy.create_node("client", namespace=namespace, context=context))
+        )
+        reset = client.reset()
+        done = {}
+        runner = threading.Thread(
+            target=lambda: done.setdefault(
+                "result",
+                execute_task(client.node, reset.task_description, events, server_wait_s=30.0),
+            ),
+            daemon=True,
+        )
+        runner.start()
+        # wait until the arm moves under the policy's chunks, then kill the policy node
+        assert wait_for(lambda: len(client.joints) > 100, timeout_s=30.0)
+        start_ns = client.latest_stamp_ns()
+        assert wait_for(
+            lambda: client.motion_between(start_ns, client.latest_stamp_ns(), False) > 0.01,
+            timeout_s=40.0,
+        )
+        policy_process.send_signal(signal.SIGKILL)
+        policy_process.wait(timeout=10)
+        killed_ns = client.latest_stamp_ns()
+        settle_ns = killed_ns + 1_500_000_000  # last chunk + end hold + braking
+        client.wait_sim_time(settle_ns + 1_000_000_000)
+        assert client.motion_between(settle_ns, settle_ns + 1_000_000_000) < 1e-3
+        runner.join(timeout=15)  # the client notices the lost server
+        assert "result" not in done or done["result"].outcome != Outcome.SUCCEEDED
+    finally:
+        if policy_process.poll() is None:
+            policy_process.kill()
+        spinner.close()
+        bringup.close()
+        rclpy.try_shutdown(context=context)
