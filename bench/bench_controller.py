@@ -4,8 +4,8 @@
 
 Uses the simulated arm (wallwm_sim's URDF) and wallwm_core/configs/controller_sim_arm.yaml.
 The loop section runs the same work (one controller update against an ideal arm) first with
-:class:`wallwm_core.control.ControlLoop` (absolute deadlines) and then with a naive
-``time.sleep(period)`` loop, in the same process, one after the other.
+:class:`wallwm_core.control.ControlLoop` (absolute deadlines), then with a naive
+``time.sleep(period)`` loop, then on an rclpy timer, in the same process, one after the other.
 """
 
 from __future__ import annotations
@@ -171,6 +171,36 @@ def bench_loops(seconds: float, rate_hz: float) -> None:
         time.sleep(period_ns / 1e9)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     loop_figures("naive time.sleep(period)", np.array(naive_starts), period_ns, cpu, wall)
+
+    bench_rclpy_timer(seconds, rate_hz)
+
+
+def bench_rclpy_timer(seconds: float, rate_hz: float) -> None:
+    """The same work on an rclpy timer spun by a SingleThreadedExecutor (what a node would do)."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("bench_timer_loop", context=context)
+    work = Workload(time.monotonic_ns)
+    starts: list[int] = []
+
+    def callback() -> None:
+        starts.append(time.monotonic_ns())
+        work.tick(starts[-1])
+
+    node.create_timer(1.0 / rate_hz, callback)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    while time.perf_counter() - wall0 < seconds:
+        executor.spin_once(timeout_sec=0.05)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    loop_figures("rclpy timer (executor)", np.array(starts), round(1e9 / rate_hz), cpu, wall)
+    executor.shutdown()
+    node.destroy_node()
+    rclpy.try_shutdown(context=context)
 
 
 def main() -> None:
