@@ -1,4 +1,13 @@
-"""wallwm_sim: MuJoCo tabletop-arm simulation behind ROS 2 topics.
+"""wallwm_sim: a MuJoCo tabletop-arm simulation, task suite, scripted expert and eval harness.
 
-Skeleton only: the simulation, task suite and expert land with the simulation issue.
+MuJoCo picks its OpenGL backend when it is first imported, so the default headless backend is
+chosen here, before any submodule imports mujoco: ``MUJOCO_GL=egl`` unless the caller already set
+``MUJOCO_GL`` (e.g. ``osmesa``). The ROS layer (``sim_node``) is a thin wrapper over
+:class:`wallwm_sim.sim.TabletopSim`.
 """
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
