@@ -1,11 +1,15 @@
 """Latency of Staircase Decoding vs the naive K x L latent loop (CPU by default).
 
     python bench/bench_staircase.py [--configs vlm_tiny vlm_small] [--latents 1 2 4 8]
-                                    [--repeats 20] [--threads N] [--device cpu]
+                                    [--repeats 15] [--threads 1] [--device cpu]
 
 For each config and K: median per-call latency of ``WallVLM.staircase_latents`` and
 ``WallVLM.naive_latents`` (batch 1, two camera views when the config has vision, a prompt with
 three done events), their ratio, and the layer work counted by ``CountingLM``.
+
+The two are timed alternately, so a machine whose load changes treats both alike. With one
+thread (the default) the calling thread's CPU time is reported too: on a shared machine it
+is steadier than wall time.
 """
 
 from __future__ import annotations
@@ -23,31 +27,36 @@ TASK = "put the red cup on the shelf next to the blue plate"
 DONE = ("open the cabinet door", "pick up the red cup", "move the cup to the shelf")
 
 
-def median_ms(fn, repeats: int) -> float:
-    for _ in range(2):
+def alternate_medians_ms(fns, repeats: int) -> list[tuple[float, float]]:
+    """(median wall ms, median thread-CPU ms) per function, timed in alternation."""
+    for fn in fns:
         fn()
-    times = []
+    samples: list[list[tuple[float, float]]] = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+        for fn, out in zip(fns, samples, strict=True):
+            wall, cpu = time.perf_counter(), time.thread_time()
+            fn()
+            out.append((time.perf_counter() - wall, time.thread_time() - cpu))
+    return [
+        (1e3 * statistics.median(w for w, _ in out), 1e3 * statistics.median(c for _, c in out))
+        for out in samples
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=["vlm_tiny", "vlm_small"])
     parser.add_argument("--latents", nargs="+", type=int, default=[1, 2, 4, 8])
-    parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}")
     header = (
         f"{'config':<10} {'params':>7} {'T':>4} {'K':>2} {'stair ms':>9} {'naive ms':>9} "
-        f"{'ratio':>6} {'calls s/n':>10} {'latent passes s/n':>18}"
+        f"{'ratio':>6} {'stair cpu':>9} {'naive cpu':>9} {'ratio':>6} "
+        f"{'calls s/n':>10} {'latent passes s/n':>18}"
     )
     print(header)
     print("-" * len(header))
@@ -83,17 +92,20 @@ def main() -> None:
             lm.reset()
             naive()
             naive_calls = lm.layer_calls
-            t_stair = median_ms(staircase, args.repeats)
-            t_naive = median_ms(naive, args.repeats)
+            (t_stair, c_stair), (t_naive, c_naive) = alternate_medians_ms(
+                [staircase, naive], args.repeats
+            )
             stair_latent = latent_layer_passes(layers, config.staircase.relay_layer, num_latents)
             print(
                 f"{name:<10} {params:>6.1f}M {context:>4} {num_latents:>2} {t_stair:>9.2f} "
                 f"{t_naive:>9.2f} {t_naive / t_stair:>6.2f} "
+                f"{c_stair:>9.2f} {c_naive:>9.2f} {c_naive / c_stair:>6.2f} "
                 f"{f'{stair_calls}/{naive_calls}':>10} "
                 f"{f'{stair_latent}/{num_latents * layers}':>18}"
             )
     print(
-        "ratio = naive / staircase latency. calls: sequential decoder-layer calls (staircase L, "
+        "ms: median wall time per call; cpu: median CPU time of the calling thread (meaningful "
+        "with --threads 1). ratio = naive / staircase. calls: sequential decoder-layer calls (staircase L, "
         "naive K*L). latent passes: (latent token, layer) pairs, staircase L + (K-1)(L-r), "
         "naive K*L (as with a KV cache; this naive loop has none and also recomputes the prompt)."
     )

@@ -111,7 +111,7 @@ def test_chunk_moves_the_arm_to_its_final_target(ros_context, spinner, namespace
     chunks.publish(chunk_to_msg(chunk))
     target = chunk.positions[-1, 0]
     assert wait_for(
-        lambda: np.linalg.norm(kinematics.forward(arm.q).position - target) < 1e-3, timeout_s=15
+        lambda: np.linalg.norm(kinematics.forward(arm.q).position - target) < 1e-3, timeout_s=30
     )
     assert wait_for(lambda: arm.gripper[-1:] == [1.0])
 
@@ -146,7 +146,7 @@ def test_estop_latches_until_reset(ros_context, spinner, namespace, kinematics):
     chunks.publish(chunk_to_msg(chunk))
     target = chunk.positions[-1, 0]
     assert wait_for(
-        lambda: np.linalg.norm(kinematics.forward(arm.q).position - target) < 1e-3, timeout_s=15
+        lambda: np.linalg.norm(kinematics.forward(arm.q).position - target) < 1e-3, timeout_s=30
     )
 
 
@@ -174,7 +174,7 @@ def test_joint_trajectory_output(ros_context, spinner, namespace, kinematics):
     chunks.publish(chunk_to_msg(chunk))
     target = chunk.positions[-1, 0]
     assert wait_for(
-        lambda: np.linalg.norm(kinematics.forward(arm.q).position - target) < 2e-3, timeout_s=15
+        lambda: np.linalg.norm(kinematics.forward(arm.q).position - target) < 2e-3, timeout_s=30
     )
 
 

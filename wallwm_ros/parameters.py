@@ -46,6 +46,43 @@ def _parameter_type(annotation: Any) -> tuple[Parameter.Type, bool]:
     raise TypeError(f"no ROS parameter type for {annotation!r}")
 
 
+_PYTHON_TYPES = {
+    Parameter.Type.BOOL: (bool,),
+    Parameter.Type.INTEGER: (int,),
+    Parameter.Type.DOUBLE: (float, int),
+    Parameter.Type.STRING: (str,),
+    Parameter.Type.BOOL_ARRAY: (bool,),
+    Parameter.Type.INTEGER_ARRAY: (int,),
+    Parameter.Type.DOUBLE_ARRAY: (float, int),
+    Parameter.Type.STRING_ARRAY: (str,),
+}
+
+
+def _checked(name: str, value: Any, ros_type: Parameter.Type, is_array: bool) -> Any:
+    """``value`` converted to the field's type (ints to floats), or ConfigError naming ``name``."""
+    allowed = _PYTHON_TYPES[ros_type]
+
+    def ok(item: Any) -> bool:  # bool is an int in Python, but not a valid int/double here
+        return isinstance(item, allowed) and (bool in allowed or not isinstance(item, bool))
+
+    def convert(item: Any) -> Any:
+        return float(item) if float in allowed else item
+
+    expected = ros_type.name.lower().replace("_", " ")
+    if is_array:
+        if value is None or (hasattr(value, "__len__") and len(value) == 0):
+            return ()
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            raise ConfigError(f"parameter '{name}' must be a {expected}, got {value!r}")
+        items = list(value)
+        if not all(ok(item) for item in items):
+            raise ConfigError(f"parameter '{name}' must be a {expected}, got {items!r}")
+        return tuple(convert(item) for item in items)
+    if not ok(value):
+        raise ConfigError(f"parameter '{name}' must be a {expected}, got {value!r}")
+    return convert(value)
+
+
 def declare_config(
     node: Node, config_type: type[ConfigT], descriptions: Mapping[str, str]
 ) -> ConfigT:
@@ -59,22 +96,16 @@ def declare_config(
         default = (
             field.default if field.default is not dataclasses.MISSING else field.default_factory()  # type: ignore[misc]
         )
-        descriptor = ParameterDescriptor(description=descriptions[field.name])
+        # Dynamic typing so that 500 for a double, or [] for a list, is not refused by rclpy
+        # with an unhelpful message: the value is checked and converted below.
+        descriptor = ParameterDescriptor(description=descriptions[field.name], dynamic_typing=True)
         try:
-            if is_array and len(default) == 0:
-                # An empty list would be declared as a byte array: declare the type instead.
-                value = node.declare_parameter(field.name, ros_type, descriptor).value
-            else:
-                value = node.declare_parameter(
-                    field.name, list(default) if is_array else default, descriptor
-                ).value
-        except Exception as error:  # rclpy raises several types for overrides of the wrong type
+            value = node.declare_parameter(
+                field.name, list(default) if is_array else default, descriptor
+            ).value
+        except Exception as error:  # rclpy raises several types for malformed overrides
             raise ConfigError(f"parameter '{field.name}': {error}") from error
-        if is_array:
-            value = tuple(value) if value is not None else ()
-        elif ros_type == Parameter.Type.DOUBLE and isinstance(value, int):
-            value = float(value)
-        values[field.name] = value
+        values[field.name] = _checked(field.name, value, ros_type, is_array)
     try:
         return config_type(**values)
     except ConfigError:
