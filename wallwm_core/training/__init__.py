@@ -1,0 +1,1 @@
+"""Training the WALL-WM denoiser: batches, the flow-matching objective, optimisers."""
