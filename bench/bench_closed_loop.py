@@ -88,7 +88,7 @@ def main() -> int:
     else:
         checkpoint = args.checkpoint
         if not checkpoint:
-            from wallwm_core.checkpoint import write_untrained_checkpoint
+            from wallwm_ros.sim_checkpoint import write_untrained_checkpoint
 
             checkpoint = str(write_untrained_checkpoint(workdir / "checkpoint"))
         choice, events = PolicyChoice("wallwm", checkpoint=checkpoint), None

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The README's main-job command: idempotent set-up, then the end-to-end demo over real ROS 2.
-# Extra arguments go to the demo (see: bash scripts/main.sh --help).
+# The README's main-job command: idempotent set-up, then the simulated closed loop (sim + policy +
+# controller nodes over real DDS) on one task.
+# Extra arguments go to wallwm_ros.run_sim (bash scripts/main.sh --help; --policy expert = reference).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/setup.sh
 # shellcheck disable=SC1091
 source scripts/env.sh
-exec python -m wallwm_ros.demo "$@"
+exec python -m wallwm_ros.run_sim "$@"

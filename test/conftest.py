@@ -25,7 +25,7 @@ os.environ["ROS_LOG_DIR"] = str(REPO_ROOT / "build" / "test_ros_log")
 os.environ.setdefault("AMENT_PREFIX_PATH", os.environ.get("VIRTUAL_ENV", ""))
 
 import rclpy  # noqa: E402  (must come after the environment above)
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 
 from wallwm_ros.background_spinner import BackgroundSpinner  # noqa: E402
 
@@ -81,7 +81,8 @@ def namespace() -> str:
 
 @pytest.fixture
 def spinner(ros_context: rclpy.Context) -> Iterator[BackgroundSpinner]:
-    spinner = BackgroundSpinner(MultiThreadedExecutor(num_threads=4, context=ros_context))
+    # One thread: rclpy's MultiThreadedExecutor busy-waits on the GIL under high-rate topics.
+    spinner = BackgroundSpinner(SingleThreadedExecutor(context=ros_context))
     yield spinner
     spinner.close()
 

@@ -41,7 +41,10 @@ def test_send_goal_exit_codes(ros_context, spinner, namespace, replay_file):
         PolicyNode(
             namespace=namespace,
             context=ros_context,
-            parameter_overrides=[Parameter("replay_file", value=str(replay_file))],
+            parameter_overrides=[
+                Parameter("policy_type", value="replay"),
+                Parameter("replay_file", value=str(replay_file)),
+            ],
         )
     )
     for _ in range(3):  # an exit-time race once aborted the CLI intermittently
@@ -63,7 +66,10 @@ def test_shipped_params_file_applies_under_a_namespace(ros_context, tmp_path, re
     shipped = yaml.safe_load(bringup_config("policy_node.yaml").read_text())
     (key,) = shipped  # keep the shipped node key: it must match any namespace
     shipped[key]["ros__parameters"].update(
-        goal_conflict="preempt", default_timeout=61.5, replay_file=str(replay_file)
+        goal_conflict="preempt",
+        default_timeout=61.5,
+        policy_type="replay",
+        replay_file=str(replay_file),
     )
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(shipped))
@@ -84,7 +90,7 @@ def test_node_stopped_mid_goal_exits_cleanly(ros_context, spinner, namespace, re
     env = child_env()
     node = subprocess.Popen(
         [sys.executable, "-m", "wallwm_ros.policy_node", "--ros-args",
-         "-r", f"__ns:={namespace}", "-p", f"replay_file:={replay_file}"],
+         "-r", f"__ns:={namespace}", "-p", "policy_type:=replay", "-p", f"replay_file:={replay_file}"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     client = subprocess.Popen(

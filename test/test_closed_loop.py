@@ -6,10 +6,6 @@ policy is the scripted expert's replay (the reference policy) for pick_place see
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -18,9 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rclpy
-import yaml
 from conftest import wait_for
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
@@ -30,7 +25,7 @@ from wallwm_msgs.msg import ActionChunk as ActionChunkMsg
 from wallwm_msgs.srv import GetTaskProgress, ResetSimulation
 from wallwm_ros import qos
 from wallwm_ros.background_spinner import BackgroundSpinner
-from wallwm_ros.bringup import PolicyChoice, resolved_parameters, sim_bringup
+from wallwm_ros.bringup import PolicyChoice, sim_bringup
 from wallwm_ros.controller_node import ESTOP_QOS
 from wallwm_ros.expert_replay import write_expert_replay
 from wallwm_ros.inprocess_bringup import InProcessBringup
@@ -107,7 +102,7 @@ def loop(expert_replay):
         CONFIG, PolicyChoice("replay", replay_file=str(replay_file)), task=TASK, seed=SEED
     )
     bringup = InProcessBringup(specs, namespace=namespace, context=context)
-    spinner = BackgroundSpinner(MultiThreadedExecutor(num_threads=4, context=context))
+    spinner = BackgroundSpinner(SingleThreadedExecutor(context=context))
     client = Client(spinner.add(rclpy.create_node("client", namespace=namespace, context=context)))
     assert wait_for(lambda: client.latest_stamp_ns() > 0, timeout_s=30.0)
     yield client
@@ -144,21 +139,15 @@ def test_estop_holds_until_reset_and_nan_chunks_are_rejected(loop, expert_replay
     reset = loop.reset()
     estop = loop.node.create_publisher(Bool, "estop", ESTOP_QOS)
     assert wait_for(lambda: estop.get_subscription_count() > 0)
-    done = {}
-    runner = threading.Thread(
-        target=lambda: done.setdefault(
-            "result", execute_task(loop.node, reset.task_description, events, timeout_s=20.0)
-        )
-    )
-    runner.start()
-    time.sleep(1.0)
     estop.publish(Bool(data=True))
-    engaged_ns = loop.latest_stamp_ns()
-    settle_ns = engaged_ns + 1_000_000_000  # braking within the acceleration/jerk limits
-    loop.wait_sim_time(settle_ns + 1_000_000_000)
-    assert loop.motion_between(settle_ns, settle_ns + 1_000_000_000) < 1e-3  # chunks keep coming
-    runner.join()
-    estop.publish(Bool(data=False))  # releasing the button does not reset the latch
+    estop.publish(Bool(data=False))  # a press released at once still latches
+    time.sleep(0.5)
+    start_ns = loop.latest_stamp_ns()
+    # the policy keeps sending chunks for the task; the latched controller executes none
+    result = execute_task(loop.node, reset.task_description, events, timeout_s=3.0)
+    assert result.outcome != Outcome.SUCCEEDED
+    assert loop.motion_between(start_ns, loop.latest_stamp_ns()) < 5e-3  # servo settling only
+    assert loop.progress() == 0.0
 
     # a NaN chunk is rejected before the controller: the arm stays where it is
     chunks = loop.node.create_publisher(ActionChunkMsg, "action_chunk", qos.COMMANDS)
@@ -178,63 +167,7 @@ def test_estop_holds_until_reset_and_nan_chunks_are_rejected(loop, expert_replay
         return response.success
 
     assert wait_for(try_reset, timeout_s=10.0, poll_s=0.2), replies
-    loop.reset()
-    result = execute_task(loop.node, reset.task_description, events, timeout_s=60.0)
-    assert result.outcome == Outcome.SUCCEEDED, result.message
-
-
-def test_policy_node_killed_mid_event_controller_holds(expert_replay, tmp_path):
-    """The policy node runs as its own process here, so it can really die (SIGKILL)."""
-    replay_file, events = expert_replay
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    namespace = f"/kill{uuid.uuid4().hex[:8]}"
-    sim_spec, policy_spec, controller_spec = sim_bringup(
-        CONFIG, PolicyChoice("replay", replay_file=str(replay_file)), task=TASK, seed=SEED
-    )
-    params_file = tmp_path / "policy.yaml"
-    params_file.write_text(
-        yaml.safe_dump({"/**/policy_node": {"ros__parameters": resolved_parameters(policy_spec)}})
-    )
-    ros_args = ["--ros-args", "-r", f"__ns:={namespace}", "--params-file", str(params_file)]
-    policy_process = subprocess.Popen(
-        [sys.executable, "-m", "wallwm_ros.policy_node", *ros_args],
-        env=dict(os.environ),  # the same ROS domain as this process
-    )
-    bringup = InProcessBringup([sim_spec, controller_spec], namespace=namespace, context=context)
-    spinner = BackgroundSpinner(MultiThreadedExecutor(num_threads=4, context=context))
-    try:
-        client = Client(
-            spinner.add(rclpy.create_node("client", namespace=namespace, context=context))
-        )
-        reset = client.reset()
-        done = {}
-        runner = threading.Thread(
-            target=lambda: done.setdefault(
-                "result",
-                execute_task(client.node, reset.task_description, events, server_wait_s=30.0),
-            ),
-            daemon=True,
-        )
-        runner.start()
-        # wait until the arm moves under the policy's chunks, then kill the policy node
-        assert wait_for(lambda: len(client.joints) > 100, timeout_s=30.0)
-        start_ns = client.latest_stamp_ns()
-        assert wait_for(
-            lambda: client.motion_between(start_ns, client.latest_stamp_ns(), False) > 0.01,
-            timeout_s=40.0,
-        )
-        policy_process.send_signal(signal.SIGKILL)
-        policy_process.wait(timeout=10)
-        killed_ns = client.latest_stamp_ns()
-        settle_ns = killed_ns + 1_500_000_000  # last chunk + end hold + braking
-        client.wait_sim_time(settle_ns + 1_000_000_000)
-        assert client.motion_between(settle_ns, settle_ns + 1_000_000_000) < 1e-3
-        runner.join(timeout=15)  # the client notices the lost server
-        assert "result" not in done or done["result"].outcome != Outcome.SUCCEEDED
-    finally:
-        if policy_process.poll() is None:
-            policy_process.kill()
-        spinner.close()
-        bringup.close()
-        rclpy.try_shutdown(context=context)
+    # after the reset the same task's chunks move the arm again
+    start_ns = loop.latest_stamp_ns()
+    execute_task(loop.node, reset.task_description, events, timeout_s=3.0)
+    assert loop.motion_between(start_ns, loop.latest_stamp_ns()) > 0.05

@@ -38,6 +38,8 @@ def test_policy_node_process_rejects_bad_parameter() -> None:
             "-p",
             f"replay_file:={bringup_config('demo_replay.yaml')}",
             "-p",
+            "policy_type:=replay",
+            "-p",
             "goal_conflict:=maybe",
         ],
         env=child_env(),

@@ -39,7 +39,8 @@ class Observer:
 
 
 def _start(ros_context, spinner, namespace, replay_file, policy=None, **params):
-    overrides = [Parameter("replay_file", value=str(replay_file))]
+    overrides = [Parameter("policy_type", value="replay")]
+    overrides += [Parameter("replay_file", value=str(replay_file))]
     overrides += [Parameter(name, value=value) for name, value in params.items()]
     server = spinner.add(
         PolicyNode(policy, namespace=namespace, context=ros_context, parameter_overrides=overrides)
@@ -187,7 +188,8 @@ def test_inference_failure_is_a_fault_and_node_recovers(
 def test_invalid_parameters_fail_at_start_naming_the_parameter(
     ros_context, replay_file, name, value
 ):
-    overrides = [Parameter("replay_file", value=str(replay_file)), Parameter(name, value=value)]
+    overrides = [Parameter("policy_type", value="replay")]
+    overrides += [Parameter("replay_file", value=str(replay_file)), Parameter(name, value=value)]
     with pytest.raises(ConfigError, match=name):
         PolicyNode(context=ros_context, parameter_overrides=overrides)
 
@@ -199,12 +201,19 @@ def test_bad_replay_file_fails_at_start(ros_context, tmp_path):
     )
     with pytest.raises(ConfigError, match="extra"):
         PolicyNode(
-            context=ros_context, parameter_overrides=[Parameter("replay_file", value=str(bad))]
+            context=ros_context,
+            parameter_overrides=[
+                Parameter("policy_type", value="replay"),
+                Parameter("replay_file", value=str(bad)),
+            ],
         )
     with pytest.raises(ConfigError, match="cannot read"):
         PolicyNode(
             context=ros_context,
-            parameter_overrides=[Parameter("replay_file", value=str(tmp_path / "missing.yaml"))],
+            parameter_overrides=[
+                Parameter("policy_type", value="replay"),
+                Parameter("replay_file", value=str(tmp_path / "missing.yaml")),
+            ],
         )
 
 

@@ -6,6 +6,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 from conftest import wait_for
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
@@ -126,7 +127,20 @@ def test_execute_event_goal_feedback_result(ros_context, spinner, namespace) -> 
     assert duration_to_ns(response.result.duration) == 123_000_000
 
 
-def test_execute_event_cancel(ros_context, spinner, namespace) -> None:
+@pytest.fixture
+def threaded_spinner(ros_context):
+    """This toy server blocks in its execute callback, so it needs a multi-threaded executor."""
+    from rclpy.executors import MultiThreadedExecutor
+
+    from wallwm_ros.background_spinner import BackgroundSpinner
+
+    spinner = BackgroundSpinner(MultiThreadedExecutor(num_threads=3, context=ros_context))
+    yield spinner
+    spinner.close()
+
+
+def test_execute_event_cancel(ros_context, threaded_spinner, namespace) -> None:
+    spinner = threaded_spinner
     server_node = spinner.add(Node("event_server", namespace=namespace, context=ros_context))
     client_node = spinner.add(Node("event_client", namespace=namespace, context=ros_context))
     _EventServer(server_node, steps=1000, period_s=0.01)

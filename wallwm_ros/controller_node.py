@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -54,9 +54,10 @@ OUTPUTS = ("forward_position", "joint_trajectory")
 GRIPPER_REPEAT_S = 0.1  # the gripper command is re-sent at least this often
 SIM_TIME_POLL_S = 0.0002
 
-# The e-stop must never be lost: reliable, and a late-joining controller sees the latest value.
+# The e-stop must never be lost: reliable, kept in a queue (a quick press-and-release must not
+# overwrite the press before it is read), and a late-joining controller sees recent values.
 ESTOP_QOS = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+    depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
 
 
@@ -333,7 +334,7 @@ def main(args: list[str] | None = None) -> int:
     node = None
     try:
         node = ControllerNode()
-        executor = MultiThreadedExecutor(num_threads=4)
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
     except ConfigError as error:

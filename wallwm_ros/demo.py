@@ -64,7 +64,8 @@ def start_policy_node(extra_ros_args: list[str]) -> subprocess.Popen:
     replay = bringup_config("demo_replay.yaml")
     command = [
         sys.executable, "-m", "wallwm_ros.policy_node", "--ros-args",
-        "--params-file", str(params), "-p", f"replay_file:={replay}", *extra_ros_args,
+        "--params-file", str(params), "-p", "policy_type:=replay",
+        "-p", f"replay_file:={replay}", *extra_ros_args,
     ]  # fmt: skip
     return subprocess.Popen(command, env=os.environ.copy())
 

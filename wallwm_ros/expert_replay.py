@@ -16,6 +16,11 @@ import yaml
 
 REPLAY_STEP_PERIOD_S = 0.05  # 20 Hz end-effector targets, as the model's action tokens
 REPLAY_CHUNK_STEPS = 10
+# The offline expert commands joints directly; through the ROS path its end-effector motion is
+# tracked by the controller within speed, acceleration and jerk limits, a little behind. Replaying
+# 1.5x slower and holding each event's final target briefly keeps grasps from closing early.
+REPLAY_TIME_SCALE = 1.5
+REPLAY_END_HOLD_S = 0.3
 
 
 def record_expert_episode(task: str, seed: int, variant: str, output: Path) -> Path:
@@ -23,9 +28,7 @@ def record_expert_episode(task: str, seed: int, variant: str, output: Path) -> P
     from wallwm_sim.episode_format import list_episodes
     from wallwm_sim.generate_demos import generate
 
-    generate(
-        output, [task], [seed], [variant], cameras=(), min_score=0.0, show_progress=False
-    )
+    generate(output, [task], [seed], [variant], cameras=(), min_score=0.0, show_progress=False)
     entries = list_episodes(output)
     if not entries:
         raise RuntimeError(f"the expert produced no episode for {task} seed {seed}")
@@ -38,6 +41,8 @@ def replay_events_from_episode(
     chunk_steps: int = REPLAY_CHUNK_STEPS,
     arm_name: str = "arm",
     ee_frame: str = "tool0",
+    time_scale: float = REPLAY_TIME_SCALE,
+    end_hold_s: float = REPLAY_END_HOLD_S,
 ) -> tuple[dict, list[str]]:
     """(ReplayConfig as a dict, the event instructions in order) from a recorded episode."""
     from wallwm_sim.episode_format import read_episode
@@ -64,7 +69,7 @@ def replay_events_from_episode(
             quaternion /= np.linalg.norm(quaternion)
             waypoints.append(
                 {
-                    "time": round((step - steps[0]) * control_period_ns / 1e9, 6),
+                    "time": round(time_scale * (step - steps[0]) * control_period_ns / 1e9, 6),
                     "targets": {
                         arm_name: {
                             "position": [float(v) for v in lowdim["action_tool_position"][step]],
@@ -73,6 +78,10 @@ def replay_events_from_episode(
                         }
                     },
                 }
+            )
+        if end_hold_s > 0.0:
+            waypoints.append(
+                {**waypoints[-1], "time": round(waypoints[-1]["time"] + end_hold_s, 6)}
             )
         events.append({"instruction": instruction, "waypoints": waypoints})
         instructions.append(instruction)
@@ -86,7 +95,9 @@ def replay_events_from_episode(
     return config, instructions
 
 
-def write_expert_replay(task: str, seed: int, variant: str, workdir: Path) -> tuple[Path, list[str]]:
+def write_expert_replay(
+    task: str, seed: int, variant: str, workdir: Path
+) -> tuple[Path, list[str]]:
     """Record the expert and write its replay file; returns (file, event instructions)."""
     workdir.mkdir(parents=True, exist_ok=True)
     episode = record_expert_episode(task, seed, variant, workdir / "expert_episode")

@@ -11,14 +11,18 @@ import importlib
 from collections.abc import Sequence
 
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import Executor, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from wallwm_ros.background_spinner import BackgroundSpinner
 from wallwm_ros.bringup import NodeSpec, resolved_parameters
 
-EXECUTOR_THREADS = 8  # goals, services and subscriptions of three nodes without starving
+# rclpy's MultiThreadedExecutor busy-waits on the interpreter lock under high-rate topics (a
+# 500 Hz joint-state subscription in one measured it delivering under 100 messages/s and starving
+# the simulation thread); a single-threaded executor per node, each in its own thread, does not.
+# The policy node's goals await the inference worker, so one thread serves it too.
+MULTI_THREADED_NODES: dict[str, int] = {}
 
 
 def node_class(spec: NodeSpec) -> type[Node]:
@@ -39,9 +43,7 @@ class InProcessBringup:
         context: rclpy.Context | None = None,
     ) -> None:
         self.nodes: dict[str, Node] = {}
-        self._spinner = BackgroundSpinner(
-            MultiThreadedExecutor(num_threads=EXECUTOR_THREADS, context=context)
-        )
+        self._spinners: list[BackgroundSpinner] = []
         try:
             for spec in specs:
                 overrides = [
@@ -54,17 +56,28 @@ class InProcessBringup:
                     context=context,
                     parameter_overrides=overrides,
                 )
-                self.nodes[spec.name] = self._spinner.add(node)
+                spinner = BackgroundSpinner(_executor_for(spec.name, context))
+                self._spinners.append(spinner)
+                self.nodes[spec.name] = spinner.add(node)
         except BaseException:
             self.close()
             raise
 
     def close(self) -> None:
         """Stop spinning, then destroy the nodes (their threads are joined by destroy_node)."""
-        self._spinner.close()
+        for spinner in reversed(self._spinners):
+            spinner.close()
+        self._spinners.clear()
 
     def __enter__(self) -> InProcessBringup:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _executor_for(node_name: str, context: rclpy.Context | None) -> Executor:
+    threads = MULTI_THREADED_NODES.get(node_name)
+    if threads:
+        return MultiThreadedExecutor(num_threads=threads, context=context)
+    return SingleThreadedExecutor(context=context)

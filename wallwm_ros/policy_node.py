@@ -28,8 +28,9 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.task import Future as RosFuture
 
 from wallwm_core.action_chunk import NS_PER_S, ActionChunk
 from wallwm_core.config_loading import ConfigError
@@ -60,7 +61,9 @@ from wallwm_ros.observation_inputs import (
 )
 from wallwm_ros.parameters import declare_config
 
-POLICY_TYPES = ("replay",)
+POLICY_TYPES = ("wallwm", "replay")
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 GOAL_CONFLICT_POLICIES = ("reject", "preempt")
 EXECUTOR_THREADS = 6  # goals block one thread each while they wait on the worker
 
@@ -69,7 +72,10 @@ EXECUTOR_THREADS = 6  # goals block one thread each while they wait on the worke
 class PolicyNodeConfig:
     """The policy node's parameters, validated; errors name the parameter."""
 
-    policy_type: str = "replay"
+    policy_type: str = "wallwm"
+    checkpoint: str = ""
+    device: str = "auto"
+    dtype: str = "auto"
     replay_file: str = ""
     goal_conflict: str = "reject"
     default_timeout: float = 60.0
@@ -86,6 +92,15 @@ class PolicyNodeConfig:
             raise ConfigError(
                 f"parameter 'policy_type' is {self.policy_type!r}; supported: {POLICY_TYPES}"
             )
+        if self.policy_type == "wallwm" and not self.checkpoint:
+            raise ConfigError(
+                "parameter 'checkpoint' must name a WALL-WM checkpoint directory when "
+                "policy_type is 'wallwm'"
+            )
+        if self.device not in DEVICES:
+            raise ConfigError(f"parameter 'device' is {self.device!r}; expected one of {DEVICES}")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"parameter 'dtype' is {self.dtype!r}; expected one of {DTYPES}")
         if self.policy_type == "replay" and not self.replay_file:
             raise ConfigError(
                 "parameter 'replay_file' must name a YAML file when policy_type is 'replay'"
@@ -121,7 +136,10 @@ class PolicyNodeConfig:
 
 
 PARAMETER_DESCRIPTIONS = {
-    "policy_type": "Which EventPolicy serves goals: 'replay' (scripted reference motions).",
+    "policy_type": "Which EventPolicy serves goals: 'wallwm' (a checkpoint) or 'replay' (scripts).",
+    "checkpoint": "WALL-WM checkpoint directory for policy_type 'wallwm'.",
+    "device": "Where the model runs: 'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'.",
+    "dtype": "Model precision: 'auto' (bf16 on CUDA, fp32 on CPU), 'float32', 'bfloat16', ...",
     "replay_file": "YAML file of scripted events for policy_type 'replay'.",
     "goal_conflict": "What a new goal does while one runs: 'reject' it, or 'preempt' the old one.",
     "default_timeout": "ExecuteEvent time limit in seconds when the goal gives none.",
@@ -138,7 +156,17 @@ PARAMETER_DESCRIPTIONS = {
 def make_policy(config: PolicyNodeConfig) -> EventPolicy:
     if config.policy_type == "replay":
         return ReplayPolicy.from_yaml(config.replay_file)
-    raise ConfigError(f"parameter 'policy_type': no policy named {config.policy_type!r}")
+    from wallwm_core.checkpoint import CheckpointError
+    from wallwm_core.wallwm_policy import WallWMPolicy
+
+    try:
+        return WallWMPolicy.from_pretrained(
+            config.checkpoint,
+            device=None if config.device == "auto" else config.device,
+            dtype=None if config.dtype == "auto" else config.dtype,
+        )
+    except (CheckpointError, OSError, ValueError) as error:
+        raise ConfigError(f"parameter 'checkpoint': {error}") from error
 
 
 class ClockObservations:
@@ -200,6 +228,7 @@ class PolicyNode(Node):
         self._event_ids = EventIdSource()
         self._counters = _Counters()
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="inference")
+        self._closing = threading.Event()
 
         self._chunk_pub = self.create_publisher(ActionChunkMsg, "action_chunk", qos.COMMANDS)
         self._status_pub = self.create_publisher(PolicyStatus, "policy_status", qos.LATCHED)
@@ -225,12 +254,38 @@ class PolicyNode(Node):
             self.config.diagnostics_period, self._publish_diagnostics
         )
         self._publish_status(PolicyState.IDLE)
+        self._check_policy_matches_sensors()
         self.get_logger().info(
             f"ready: policy={self.config.policy_type} goal_conflict={self.config.goal_conflict}"
         )
 
+    def _check_policy_matches_sensors(self) -> None:
+        """A checkpoint trained on other cameras or joints must not start (clear error now)."""
+        deployment = getattr(self._policy, "deployment", None)
+        if deployment is None:
+            return
+        if getattr(self._policy, "status", "") == "untrained":
+            self.get_logger().warning(
+                "the WALL-WM checkpoint is UNTRAINED: its actions are meaningless (tests, demos)"
+            )
+        sensors = self.sensor_config
+        if tuple(sensors.camera_names) != tuple(deployment.cameras):
+            raise ConfigError(
+                f"parameter 'camera_names' {list(sensors.camera_names)} does not match the "
+                f"checkpoint's cameras {list(deployment.cameras)}"
+            )
+        if tuple(sensors.joint_names) != tuple(deployment.joint_names):
+            raise ConfigError(
+                f"parameter 'joint_names' {list(sensors.joint_names)} does not match the "
+                f"checkpoint's joints {list(deployment.joint_names)}"
+            )
+
     def destroy_node(self) -> None:
-        self._worker.shutdown(wait=False, cancel_futures=True)
+        # A running goal sees _closing and ends ABORTED; waiting for it here means no thread is
+        # left blocked on it (which would keep the process from exiting).
+        if hasattr(self, "_worker"):  # absent when __init__ failed
+            self._closing.set()
+            self._worker.shutdown(wait=True, cancel_futures=True)
         super().destroy_node()
 
     # --- goal admission ---------------------------------------------------------------------
@@ -273,8 +328,8 @@ class PolicyNode(Node):
 
     # --- execute callbacks: hand the goal to the worker thread and wait --------------------
 
-    def _execute_event(self, handle: ServerGoalHandle) -> ExecuteEvent.Result:
-        outcome = self._execute(handle, self._run_event_goal)
+    async def _execute_event(self, handle: ServerGoalHandle) -> ExecuteEvent.Result:
+        outcome = await self._execute(handle, self._run_event_goal)
         if isinstance(outcome, EventResult):
             return ExecuteEvent.Result(
                 outcome=int(outcome.outcome),
@@ -284,8 +339,8 @@ class PolicyNode(Node):
             )
         return ExecuteEvent.Result(outcome=int(outcome[0]), message=outcome[1])
 
-    def _execute_task(self, handle: ServerGoalHandle) -> ExecuteTask.Result:
-        outcome = self._execute(handle, self._run_task_goal)
+    async def _execute_task(self, handle: ServerGoalHandle) -> ExecuteTask.Result:
+        outcome = await self._execute(handle, self._run_task_goal)
         if isinstance(outcome, TaskResult):
             return ExecuteTask.Result(
                 outcome=int(outcome.outcome),
@@ -304,19 +359,25 @@ class PolicyNode(Node):
             )
         return ExecuteTask.Result(outcome=int(outcome[0]), message=outcome[1])
 
-    def _execute(self, handle: ServerGoalHandle, body: Callable[[_GoalRun], object]):
+    async def _execute(self, handle: ServerGoalHandle, body: Callable[[_GoalRun], object]):
+        """Run ``body`` on the inference worker and await it without blocking the executor.
+
+        The worker is one thread, so a preempting goal's body starts only after the preempted
+        one has ended.
+        """
         with self._lock:
             run = self._runs.pop(bytes(handle.goal_id.uuid))
         if run.conflict:  # two goals raced past _on_goal
             handle.abort()
             return Outcome.ABORTED, "another goal is running"
-        if run.previous is not None:
-            run.previous.finished.wait()
         outcome: object = (Outcome.ABORTED, "node is shutting down")
         try:
-            future = self._worker.submit(body, run)
-            outcome = future.result()
-        except concurrent.futures.CancelledError:
+            done = RosFuture()
+            work = self._worker.submit(body, run)
+            work.add_done_callback(lambda _: done.set_result(True))
+            await done
+            outcome = work.result()
+        except (concurrent.futures.CancelledError, RuntimeError):  # worker shut down: closing
             pass
         except Exception as error:  # a bug here must end this goal, never the executor
             fault = f"internal error: {type(error).__name__}: {error}"
@@ -505,7 +566,7 @@ class _GoalIO:
             return Outcome.CANCELED, "canceled by the client"
         if self._run.stop_reason is not None:
             return Outcome.CANCELED, self._run.stop_reason
-        if not rclpy.ok(context=self._node.context):
+        if self._node._closing.is_set() or not rclpy.ok(context=self._node.context):
             return Outcome.ABORTED, "node is shutting down"
         return None
 
@@ -553,7 +614,7 @@ def main(args: list[str] | None = None) -> int:
     node = None
     try:
         node = PolicyNode()
-        executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
     except ConfigError as error:

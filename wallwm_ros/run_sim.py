@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import Image
 
 from wallwm_core.config_loading import ConfigError
@@ -105,7 +105,7 @@ def _policy_choice(args: argparse.Namespace, out: Path) -> tuple[PolicyChoice, l
         try:
             checkpoint = default_checkpoint()
         except ConfigError:
-            from wallwm_core.checkpoint import write_untrained_checkpoint
+            from wallwm_ros.sim_checkpoint import write_untrained_checkpoint
 
             checkpoint = str(write_untrained_checkpoint(out / "untrained_checkpoint"))
             print(
@@ -125,13 +125,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", default="train")
     parser.add_argument("--policy", choices=("wallwm", "expert"), default="wallwm")
     parser.add_argument("--checkpoint", default="", help="WALL-WM checkpoint directory")
-    parser.add_argument("--fast", action="store_true", help="run the simulation faster than real time")
-    parser.add_argument("--timeout", type=float, default=180.0, help="task time limit, sim seconds")
+    parser.add_argument(
+        "--fast", action="store_true", help="run the simulation faster than real time"
+    )
+    parser.add_argument("--timeout", type=float, default=60.0, help="task time limit, sim seconds")
     parser.add_argument("--out", type=Path, default=Path("build/run_sim"))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    print(f"wallwm simulated closed loop: task {args.task}, seed {args.seed}, variant {args.variant}")
+    print(
+        f"wallwm simulated closed loop: task {args.task}, seed {args.seed}, variant {args.variant}"
+    )
     choice, script_events = _policy_choice(args, args.out)
     specs = sim_bringup(
         bringup_config("sim_node.yaml").parent,
@@ -143,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     rclpy.init()
     bringup = None
-    spinner = BackgroundSpinner(MultiThreadedExecutor(num_threads=4))
+    spinner = BackgroundSpinner(SingleThreadedExecutor())
     try:
         bringup = InProcessBringup(specs)
         print("nodes up: " + ", ".join(bringup.nodes))

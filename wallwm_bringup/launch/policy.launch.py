@@ -1,7 +1,8 @@
-"""Start wallwm's policy node.
+"""Start wallwm's policy node alone (sim.launch.py / robot.launch.py start the whole loop).
 
-    ros2 launch wallwm_bringup policy.launch.py [namespace:=arm1] [use_sim_time:=true]
-        [params_file:=/path/policy_node.yaml] [replay_file:=/path/events.yaml]
+    ros2 launch wallwm_bringup policy.launch.py checkpoint:=/path/ckpt [namespace:=arm1]
+        [use_sim_time:=true] [params_file:=/path/policy_node.yaml]
+    ros2 launch wallwm_bringup policy.launch.py policy_type:=replay [replay_file:=/path/events.yaml]
 
 Then send a goal:  ros2 run wallwm send_goal "press the red button"
 """
@@ -19,6 +20,8 @@ def generate_launch_description() -> LaunchDescription:
     use_sim_time = LaunchConfiguration("use_sim_time")
     params_file = LaunchConfiguration("params_file")
     replay_file = LaunchConfiguration("replay_file")
+    policy_type = LaunchConfiguration("policy_type")
+    checkpoint = LaunchConfiguration("checkpoint")
     return LaunchDescription(
         [
             DeclareLaunchArgument(
@@ -31,6 +34,12 @@ def generate_launch_description() -> LaunchDescription:
                 "params_file",
                 default_value=PathJoinSubstitution([config_dir, "policy_node.yaml"]),
                 description="Parameter file of the policy node.",
+            ),
+            DeclareLaunchArgument(
+                "policy_type", default_value="wallwm", description="wallwm or replay."
+            ),
+            DeclareLaunchArgument(
+                "checkpoint", default_value="", description="WALL-WM checkpoint directory."
             ),
             DeclareLaunchArgument(
                 "replay_file",
@@ -46,7 +55,14 @@ def generate_launch_description() -> LaunchDescription:
                         executable="policy_node",
                         name="policy_node",
                         output="screen",
-                        parameters=[params_file, {"replay_file": replay_file}],
+                        parameters=[
+                            params_file,
+                            {
+                                "policy_type": policy_type,
+                                "checkpoint": checkpoint,
+                                "replay_file": replay_file,
+                            },
+                        ],
                     ),
                 ]
             ),
