@@ -24,9 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -47,6 +45,7 @@ from wallwm_core.control import (
 from wallwm_msgs.msg import ActionChunk as ActionChunkMsg
 from wallwm_ros import qos
 from wallwm_ros.conversions import chunk_from_msg, ns_to_duration, ns_to_time, time_to_ns
+from wallwm_ros.node_main import spin_node
 from wallwm_ros.parameters import declare_config
 from wallwm_ros.robot_config import resolve_file
 
@@ -330,23 +329,7 @@ class ControllerNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = ControllerNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except ConfigError as error:
-        print(f"controller_node: invalid configuration: {error}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(ControllerNode, "controller_node", args)
 
 
 if __name__ == "__main__":

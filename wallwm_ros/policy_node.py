@@ -28,7 +28,6 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.task import Future as RosFuture
 
@@ -54,6 +53,7 @@ from wallwm_msgs.msg import ActionChunk as ActionChunkMsg
 from wallwm_msgs.msg import EventOutcome, PolicyStatus
 from wallwm_ros import qos
 from wallwm_ros.conversions import chunk_to_msg, duration_to_ns, ns_to_duration
+from wallwm_ros.node_main import spin_node
 from wallwm_ros.observation_inputs import (
     OBSERVATION_PARAMETER_DESCRIPTIONS,
     ObservationInputsConfig,
@@ -610,23 +610,7 @@ def _duration_or(duration: Duration, default_s: float) -> int:
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = PolicyNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except ConfigError as error:
-        print(f"policy_node: invalid configuration: {error}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(PolicyNode, "policy_node", args)
 
 
 if __name__ == "__main__":

@@ -33,12 +33,10 @@ import sys
 from collections.abc import Mapping
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import InvalidTopicNameException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -53,6 +51,7 @@ from wallwm_core.config_loading import ConfigError
 from wallwm_msgs.srv import GetTaskProgress, ResetSimulation
 from wallwm_ros import qos
 from wallwm_ros.conversions import ns_to_time
+from wallwm_ros.node_main import spin_node
 from wallwm_ros.parameters import declare_config
 from wallwm_sim import cameras, scene
 from wallwm_sim.joint_trajectory import TrajectoryError
@@ -465,23 +464,7 @@ class SimNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SimNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except ConfigError as error:
-        print(f"sim_node: invalid configuration: {error}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(SimNode, "sim_node", args)
 
 
 if __name__ == "__main__":
