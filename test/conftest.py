@@ -87,6 +87,18 @@ def spinner(ros_context: rclpy.Context) -> Iterator[BackgroundSpinner]:
     spinner.close()
 
 
+@pytest.fixture(scope="module")
+def torch_single_thread() -> Iterator[None]:
+    """One torch thread for a module: on the shared 2-core machine the toy tensors of the model
+    tests only pay synchronisation overhead for more (measured 10-20x slower with two)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def wait_for(predicate, timeout_s: float = 10.0, poll_s: float = 0.01) -> bool:
     """Poll ``predicate`` until it is true or ``timeout_s`` passes; returns its last value."""
     import time

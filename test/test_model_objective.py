@@ -4,7 +4,6 @@ and that a tiny model learns."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -24,12 +23,7 @@ from wallwm_core.training.optim import build_optimizer, is_muon_parameter, train
 TINY = load_model_config("tiny")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def fresh_model(seed: int = 0) -> WallWM:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -32,12 +31,7 @@ STEP_NS = 50_000_000
 FAST = InferenceConfig(sampler=SamplerConfig(video_steps=2, action_steps=2))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def checkpoint(vlm: bool = False) -> Checkpoint:
