@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 import yaml
 from conftest import child_env
 from rclpy.parameter import Parameter
@@ -52,6 +53,14 @@ def test_send_goal_exit_codes(ros_context, spinner, namespace, replay_file):
         assert ok.returncode == 0, ok.stdout + ok.stderr
         assert "result: SUCCEEDED" in ok.stdout and "progress" in ok.stdout
 
+    # --task with --ros-args: the namespace remap must not be taken for an instruction
+    task = _send_goal_cli(namespace, "--task", "tidy up", "--event", "reach")
+    assert task.returncode == 0, task.stdout + task.stderr
+    assert "event 1 'reach': SUCCEEDED" in task.stdout
+
+    bogus = _send_goal_cli(namespace, "reach", "--speed", "11")
+    assert bogus.returncode == 2 and "unrecognized arguments: --speed 11" in bogus.stderr
+
     unknown = _send_goal_cli(namespace, "juggle")
     assert unknown.returncode == 1 and "ABORTED" in unknown.stdout
 
@@ -86,7 +95,10 @@ def test_shipped_params_file_applies_under_a_namespace(ros_context, tmp_path, re
         node.destroy_node()
 
 
-def test_node_stopped_mid_goal_exits_cleanly(ros_context, spinner, namespace, replay_file):
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_node_stopped_mid_goal_exits_cleanly(
+    ros_context, spinner, namespace, replay_file, stop_signal
+):
     env = child_env()
     node = subprocess.Popen(
         [sys.executable, "-m", "wallwm_ros.policy_node", "--ros-args",
@@ -102,7 +114,7 @@ def test_node_stopped_mid_goal_exits_cleanly(ros_context, spinner, namespace, re
         # wait until the goal is running (the client prints feedback per chunk)
         first_line = client.stdout.readline()
         assert "progress" in first_line, first_line + client.stderr.read()
-        node.send_signal(signal.SIGINT)
+        node.send_signal(stop_signal)
         _, node_err = node.communicate(timeout=30)
         client_out, client_err = client.communicate(timeout=30)
     finally:

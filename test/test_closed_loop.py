@@ -134,6 +134,28 @@ def test_cancel_stops_the_motion(loop, expert_replay):
     assert loop.motion_between(settle_ns, settle_ns + 500_000_000) < 1e-3
 
 
+def test_reset_after_motion_leaves_the_arm_at_the_reset_pose(loop, expert_replay):
+    """The controller still commands the old pose when the sim resets the arm; it must re-anchor
+    at the reset pose instead of driving the arm back (the next episode starts from there)."""
+    _, events = expert_replay
+    reset = loop.reset()
+    loop.wait_sim_time(loop.latest_stamp_ns() + 200_000_000)  # joint states after the reset
+    home = loop.joints[-1][1].copy()
+    result = execute_task(loop.node, reset.task_description, events, cancel_after_s=2.5)
+    assert result.outcome == Outcome.CANCELED
+    loop.wait_sim_time(loop.latest_stamp_ns() + 1_500_000_000)
+    moved = loop.joints[-1][1].copy()
+    assert np.max(np.abs(moved - home)) > 0.25  # far enough to trip the following error
+
+    loop.reset()
+    reset_ns = loop.latest_stamp_ns()
+    loop.wait_sim_time(reset_ns + 2_000_000_000)
+    # Commands already in flight at the reset may nudge it by hundredths of a radian (driving it
+    # back would be ~0.7 rad); then it rests there.
+    assert np.max(np.abs(loop.joints[-1][1] - home)) < 0.05
+    assert loop.motion_between(reset_ns + 1_000_000_000, reset_ns + 2_000_000_000) < 2e-3
+
+
 def test_estop_holds_until_reset_and_nan_chunks_are_rejected(loop, expert_replay):
     _, events = expert_replay
     reset = loop.reset()

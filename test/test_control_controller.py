@@ -172,6 +172,7 @@ def test_sim_config_loads_and_matches_the_urdf() -> None:
         ({"position_interpolation": "quintic"}, "position_interpolation"),
         ({"workspace_violation": "ignore"}, "workspace_violation"),
         ({"velocity_scale": 1.5}, "velocity_scale"),
+        ({"max_following_error": 0.0}, "max_following_error"),
         ({"unknown_key": 1}, "unknown_key"),
         ({"arms": []}, "at least one arm"),
     ],
@@ -460,6 +461,50 @@ def test_clock_jumping_back_clears_chunks() -> None:
     result = controller.submit_chunk(make_chunk(arm.now_ns, line(HOME, HOME, 40)), arm.now_ns)
     assert result.accepted, result.reason
     assert arm.run(10).states[-1] is ControllerState.TRACKING
+
+
+def test_arm_moved_externally_is_reanchored_not_driven_back() -> None:
+    """A simulation reset (or a collision) moves the arm: the controller must hold it where it
+    now is, not drive it back to the old command, and drop the chunks planned before."""
+    controller = make_controller()
+    arm = IdealArm(controller, home_q(controller))
+    old_stamp = arm.now_ns
+    arm.run(
+        100, submit={0: make_chunk(old_stamp, line(HOME, HOME + np.array([0.1, 0.0, 0.0]), 40))}
+    )
+    moved = arm.q + np.array([0.6, -0.3, 0.2, 0.0, 0.1, 0.0])  # e.g. the reset's home pose
+    arm.now_ns += arm.period_ns
+    command = controller.update(arm.now_ns, moved)
+
+    assert any("following error: joint1 is 0.600 rad" in r for r in command.reasons)
+    assert command.state is ControllerState.HOLDING
+    np.testing.assert_allclose(command.positions, moved, atol=1e-9)
+    assert controller.status().following_error_reanchors == 1
+    arm.q = moved
+    log = arm.run(200)  # held at the measured position, never pulled back
+    assert np.max(np.abs(log.positions - moved)) < 1e-9
+    assert set(log.states) == {ControllerState.HOLDING}
+    stale = controller.submit_chunk(make_chunk(old_stamp + MS, line(HOME, HOME, 40)), arm.now_ns)
+    assert not stale.accepted and "re-anchoring" in stale.reason
+    fresh = controller.submit_chunk(make_chunk(arm.now_ns, line(HOME, HOME, 40)), arm.now_ns)
+    assert fresh.accepted, fresh.reason
+    log = arm.run(1500)
+    assert log.states[-1] is ControllerState.HOLDING  # chunk done, watchdog hold
+    assert np.linalg.norm(log.ee[-1] - HOME) < 1e-3  # and it tracked from the new pose
+
+
+def test_servo_lag_below_max_following_error_is_not_reanchored() -> None:
+    controller = make_controller()
+    arm = IdealArm(controller, home_q(controller))
+    arm.run(
+        10, submit={0: make_chunk(arm.now_ns, line(HOME, HOME + np.array([0.1, 0.0, 0.0]), 40))}
+    )
+    arm.now_ns += arm.period_ns
+    lagging = arm.q + 0.9 * controller.config.max_following_error
+    command = controller.update(arm.now_ns, lagging)
+    assert command.state is ControllerState.TRACKING
+    assert not any("following error" in r for r in command.reasons)
+    assert controller.status().following_error_reanchors == 0
 
 
 def test_bad_joint_states_are_ignored_with_a_reason() -> None:

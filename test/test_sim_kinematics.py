@@ -7,8 +7,9 @@ import numpy as np
 import pinocchio as pin
 import pytest
 
+from wallwm_core.control.kinematics import Pose
 from wallwm_sim import description, scene
-from wallwm_sim.kinematics import ArmKinematics, top_down_rotation
+from wallwm_sim.kinematics import sim_arm_kinematics, top_down_rotation
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +53,11 @@ def test_forward_kinematics_agree_on_every_link(mujoco_scene) -> None:
 
 
 def test_ik_reaches_top_down_poses() -> None:
-    kinematics = ArmKinematics()
+    kinematics = sim_arm_kinematics()
     q_init = np.array([0.0, 0.3, 1.6, 0.0, 1.2, 0.0])
     for position in ([0.45, 0.0, 0.1], [0.6, 0.25, 0.03], [0.3, -0.3, 0.25]):
-        result = kinematics.solve_ik(np.array(position), top_down_rotation(0.3), q_init)
-        assert result.converged, result
-        transform = kinematics.tool_transform(result.q)
-        np.testing.assert_allclose(transform[:3, 3], position, atol=1e-4)
-        np.testing.assert_allclose(transform[:3, :3], top_down_rotation(0.3), atol=1e-3)
+        result = kinematics.solve(Pose(np.array(position), top_down_rotation(0.3)), q_init)
+        assert result.success, result
+        pose = kinematics.forward(result.q)
+        np.testing.assert_allclose(pose.position, position, atol=1e-4)
+        np.testing.assert_allclose(pose.rotation, top_down_rotation(0.3), atol=1e-3)

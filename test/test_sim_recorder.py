@@ -12,7 +12,7 @@ from wallwm_sim import evaluate, generate_demos
 from wallwm_sim.captions import TRACKS
 from wallwm_sim.episode_format import EpisodeFormatError, list_episodes, read_episode
 from wallwm_sim.expert import ScriptedExpert
-from wallwm_sim.kinematics import ArmKinematics
+from wallwm_sim.kinematics import sim_arm_kinematics, tool_pose
 from wallwm_sim.policy import DoNothingPolicy
 from wallwm_sim.recorder import EpisodeRecorder
 from wallwm_sim.rollout import run_episode
@@ -52,9 +52,9 @@ def test_recorded_episode_reads_back(sim, tmp_path, image_format: str) -> None:
     lowdim = episode.lowdim
     assert np.all(np.diff(lowdim["time_ns"]) == sim.control_period_ns)
     assert lowdim["joint_positions"].shape == (steps, 8)
-    kinematics = ArmKinematics()
+    kinematics = sim_arm_kinematics()
     for row in (0, steps // 2, steps - 1):
-        position, _ = kinematics.tool_pose(lowdim["action_joint_positions"][row])
+        position, _ = tool_pose(kinematics, lowdim["action_joint_positions"][row])
         np.testing.assert_allclose(lowdim["action_tool_position"][row], position, atol=1e-9)
     assert lowdim["task_progress"][0] == 0.0 and lowdim["task_progress"][-1] == 100.0
     assert lowdim["action_gripper"].max() == 1.0 and lowdim["gripper"].max() > 0.4
@@ -201,3 +201,10 @@ def test_command_line_tools(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit):
         generate_demos.main(["--output", str(tmp_path), "--cameras", "side"])
     assert "unknown cameras" in capsys.readouterr().err
+    for tool in (evaluate, generate_demos):
+        with pytest.raises(SystemExit):
+            tool.main(["--output", str(tmp_path), "--variants", "train,novel_gravity"])
+        assert "unknown variants ['novel_gravity']" in capsys.readouterr().err
+        with pytest.raises(SystemExit):
+            tool.main(["--output", str(tmp_path), "--seeds", "4-2"])
+        assert "seeds must look like" in capsys.readouterr().err

@@ -301,6 +301,7 @@ class ControllerNode(Node):
             "workspace_clamped_steps": str(status.workspace_clamped_steps),
             "ee_speed_limited_ticks": str(status.ee_speed_limited_ticks),
             "joint_limit_clips": str(status.joint_limit_clips),
+            "following_error_reanchors": str(status.following_error_reanchors),
             "joint_state_age_ms": "none"
             if status.joint_state_age_ns is None
             else f"{status.joint_state_age_ns / 1e6:.1f}",

@@ -1,4 +1,4 @@
-"""The launch files' nodes in one process, on a multi-threaded executor (no launch_ros needed).
+"""The launch files' nodes in one process, each on its own executor thread (no launch_ros needed).
 
 Used by the tests and the README's main job. The nodes are the ones :mod:`wallwm_ros.bringup`
 lists, with the same parameters the launch files pass; they still talk over DDS like separately
@@ -43,31 +43,47 @@ class InProcessBringup:
         context: rclpy.Context | None = None,
     ) -> None:
         self.nodes: dict[str, Node] = {}
-        self._spinners: list[BackgroundSpinner] = []
+        self._namespace = namespace
+        self._context = context
+        self._spinners: dict[str, BackgroundSpinner] = {}
         try:
             for spec in specs:
-                overrides = [
-                    Parameter(name, value=value)
-                    for name, value in resolved_parameters(spec).items()
-                ]
-                node = node_class(spec)(
-                    node_name=spec.name,
-                    namespace=namespace,
-                    context=context,
-                    parameter_overrides=overrides,
-                )
-                spinner = BackgroundSpinner(_executor_for(spec.name, context))
-                self._spinners.append(spinner)
-                self.nodes[spec.name] = spinner.add(node)
+                self._start(spec)
         except BaseException:
             self.close()
             raise
 
+    def _start(self, spec: NodeSpec) -> None:
+        if spec.name in self.nodes:
+            raise ValueError(f"a node named {spec.name!r} already runs in this bringup")
+        overrides = [
+            Parameter(name, value=value) for name, value in resolved_parameters(spec).items()
+        ]
+        node = node_class(spec)(
+            node_name=spec.name,
+            namespace=self._namespace,
+            context=self._context,
+            parameter_overrides=overrides,
+        )
+        spinner = BackgroundSpinner(_executor_for(spec.name, self._context))
+        self._spinners[spec.name] = spinner
+        self.nodes[spec.name] = spinner.add(node)
+
+    def restart(self, spec: NodeSpec) -> Node:
+        """Stop and destroy the node named ``spec.name`` and start it again from ``spec``
+        (e.g. the policy node with another policy); the other nodes keep running."""
+        spinner = self._spinners.pop(spec.name, None)
+        self.nodes.pop(spec.name, None)
+        if spinner is not None:
+            spinner.close()
+        self._start(spec)
+        return self.nodes[spec.name]
+
     def close(self) -> None:
         """Stop spinning, then destroy the nodes (their threads are joined by destroy_node)."""
-        for spinner in reversed(self._spinners):
-            spinner.close()
-        self._spinners.clear()
+        for name in reversed(list(self._spinners)):
+            self._spinners.pop(name).close()
+        self.nodes.clear()
 
     def __enter__(self) -> InProcessBringup:
         return self

@@ -1,36 +1,52 @@
-"""The one ``main()`` body every wallwm node shares: init, spin, exit 2 on bad parameters."""
+"""The one ``main()`` body every wallwm node shares: init, spin, stop on a signal, exit 2 on bad
+parameters."""
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Callable
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 from wallwm_core.config_loading import ConfigError
 
+# How often the spin loop checks for a stop request (seconds); bounds the reaction to Ctrl-C.
+STOP_POLL_S = 0.1
+
 
 def spin_node(make_node: Callable[[], Node], name: str, args: list[str] | None = None) -> int:
-    """Run one node until Ctrl-C; 2 (with the reason) when its configuration is invalid.
+    """Run one node until SIGINT/SIGTERM; 2 (with the reason) when its configuration is invalid.
 
     A single-threaded executor: rclpy's multi-threaded one busy-waits on the interpreter lock
-    under high-rate topics (see README, "The controller node").
+    under high-rate topics (see README, "The controller node"). The signals only set a flag that
+    the spin loop checks: a KeyboardInterrupt raised inside rclpy's message conversion would
+    otherwise surface as a RuntimeError traceback at shutdown.
     """
-    rclpy.init(args=args)
+    stop = threading.Event()
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     node = None
     try:
         node = make_node()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        executor.spin()
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=STOP_POLL_S)
     except ConfigError as error:
         print(f"{name}: invalid configuration: {error}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

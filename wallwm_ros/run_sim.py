@@ -17,78 +17,21 @@ path, as the reference.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
-import threading
-import time
 from pathlib import Path
 
-import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
-from sensor_msgs.msg import Image
 
 from wallwm_core.config_loading import ConfigError
 from wallwm_core.outcome import Outcome
-from wallwm_msgs.srv import GetTaskProgress, ResetSimulation
-from wallwm_ros import qos
 from wallwm_ros.background_spinner import BackgroundSpinner
-from wallwm_ros.bringup import PolicyChoice, default_checkpoint, sim_bringup
+from wallwm_ros.bringup import PolicyChoice, sim_bringup
 from wallwm_ros.bringup_paths import bringup_config
-from wallwm_ros.image_decoding import image_to_array
 from wallwm_ros.inprocess_bringup import InProcessBringup
-from wallwm_ros.send_goal import NoServerError, execute_task, format_task_feedback
-
-FRAME_EVERY_S = 0.5  # sim seconds between frames kept for the contact sheet / GIF
-
-
-@dataclasses.dataclass
-class EpisodeFrames:
-    """Front-camera frames of the run, one every FRAME_EVERY_S of simulation time."""
-
-    frames: list[np.ndarray] = dataclasses.field(default_factory=list)
-    last_stamp_ns: int = -(10**18)
-    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
-
-    def on_image(self, msg: Image) -> None:
-        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        if stamp_ns - self.last_stamp_ns < FRAME_EVERY_S * 1e9:
-            return
-        array = np.array(image_to_array(msg.encoding, msg.height, msg.width, msg.step, 0, msg.data))
-        with self.lock:
-            self.frames.append(array)
-            self.last_stamp_ns = stamp_ns
-
-    def write(self, out: Path) -> list[Path]:
-        from PIL import Image as PILImage
-
-        with self.lock:
-            frames = list(self.frames)
-        if not frames:
-            return []
-        picks = [frames[round(i)] for i in np.linspace(0, len(frames) - 1, min(8, len(frames)))]
-        sheet = np.concatenate(picks, axis=1)
-        sheet_path, gif_path = out / "contact_sheet.png", out / "episode.gif"
-        PILImage.fromarray(sheet).save(sheet_path)
-        images = [PILImage.fromarray(f) for f in frames]
-        images[0].save(gif_path, save_all=True, append_images=images[1:], duration=100, loop=0)
-        return [sheet_path, gif_path]
-
-
-def _call(node, service_type, name: str, request, timeout_s: float = 30.0):
-    client = node.create_client(service_type, name)
-    try:
-        if not client.wait_for_service(timeout_sec=timeout_s):
-            raise NoServerError(f"no service {name!r} after {timeout_s} s")
-        future = client.call_async(request)
-        deadline = time.monotonic() + timeout_s
-        while not future.done():
-            if time.monotonic() > deadline:
-                raise NoServerError(f"service {name!r} did not answer in {timeout_s} s")
-            time.sleep(0.01)
-        return future.result()
-    finally:
-        node.destroy_client(client)
+from wallwm_ros.send_goal import NoServerError, format_task_feedback
+from wallwm_ros.sim_checkpoint import UNTRAINED_NOTE, checkpoint_for_sim
+from wallwm_ros.sim_episode import EpisodeError, SimEpisodeRunner
 
 
 def _policy_choice(args: argparse.Namespace, out: Path) -> tuple[PolicyChoice, list[str] | None]:
@@ -100,20 +43,9 @@ def _policy_choice(args: argparse.Namespace, out: Path) -> tuple[PolicyChoice, l
         replay_file, events = write_expert_replay(args.task, args.seed, args.variant, out)
         print(f"policy: scripted-expert replay ({replay_file}), served by the policy node")
         return PolicyChoice("replay", replay_file=str(replay_file)), events
-    checkpoint = args.checkpoint
-    if not checkpoint:
-        try:
-            checkpoint = default_checkpoint()
-        except ConfigError:
-            from wallwm_ros.sim_checkpoint import write_untrained_checkpoint
-
-            checkpoint = str(write_untrained_checkpoint(out / "untrained_checkpoint"))
-            print(
-                "NOTE: no trained WALL-WM checkpoint exists in this project yet. The policy is a "
-                f"randomly initialised `tiny` WALL-WM model ({checkpoint}): the whole loop runs "
-                "for real, but expect a Task Progress near 0. Run with --policy expert for the "
-                "reference."
-            )
+    checkpoint, untrained = checkpoint_for_sim(args.checkpoint, out)
+    if untrained:
+        print(UNTRAINED_NOTE.format(checkpoint=checkpoint))
     print(f"policy: WALL-WM checkpoint {checkpoint}")
     return PolicyChoice("wallwm", checkpoint=checkpoint), None
 
@@ -151,23 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bringup = InProcessBringup(specs)
         print("nodes up: " + ", ".join(bringup.nodes))
-        client = spinner.add(rclpy.create_node("wallwm_run_sim"))
-        frames = EpisodeFrames()
-        client.create_subscription(Image, "front/image_raw", frames.on_image, qos.SENSORS)
-        reset = _call(
-            client,
-            ResetSimulation,
-            "reset_simulation",
-            ResetSimulation.Request(task=args.task, variant=args.variant, seed=args.seed),
-        )
-        if not reset.success:
-            print(f"run_sim: reset failed: {reset.message}", file=sys.stderr)
-            return 1
-        events = script_events or list(reset.event_instructions)
-        print(f"task: {reset.task_description!r}")
-        for index, event in enumerate(events):
-            print(f"  event {index + 1}: {event}")
+        runner = SimEpisodeRunner(spinner.add(rclpy.create_node("wallwm_run_sim")))
         last_line = [""]
+
+        def announce(reset, events: list[str]) -> None:
+            print(f"task: {reset.task_description!r}")
+            for index, event in enumerate(events):
+                print(f"  event {index + 1}: {event}")
 
         def show(feedback) -> None:
             line = format_task_feedback(feedback)
@@ -175,16 +97,16 @@ def main(argv: list[str] | None = None) -> int:
                 print("  " + line, flush=True)
             last_line[0] = line
 
-        result = execute_task(
-            client,
-            reset.task_description,
-            events,
+        episode = runner.run(
+            args.task,
+            args.seed,
+            args.variant,
+            events=script_events,
             timeout_s=args.timeout,
-            server_wait_s=60.0,
+            on_reset=announce,
             on_feedback=show,
         )
-        progress = _call(client, GetTaskProgress, "get_task_progress", GetTaskProgress.Request())
-    except (NoServerError, ConfigError) as error:
+    except (NoServerError, ConfigError, EpisodeError) as error:
         print(f"run_sim failed: {error}", file=sys.stderr)
         return 1
     finally:
@@ -193,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             bringup.close()
         rclpy.try_shutdown()
 
+    result = episode.result
     if not result.accepted:
         print("run_sim: the task goal was rejected")
         return 1
@@ -200,13 +123,17 @@ def main(argv: list[str] | None = None) -> int:
     for index, (instruction, outcome, message) in enumerate(result.events):
         print(f"  {index + 1}. {instruction!r}: {outcome.name} ({message})")
     print(f"task outcome: {result.outcome.name} in {result.duration_s:.1f} s ({result.message})")
-    met = ", ".join(progress.criteria_met) or "none"
+    met = ", ".join(episode.criteria_met) or "none"
     print(
-        f"Task Progress: {progress.progress:.0f}/100 ({progress.points}/{progress.max_points} "
+        f"Task Progress: {episode.progress:.0f}/100 ({episode.points}/{episode.max_points} "
         f"points; met: {met})"
     )
-    for path in frames.write(args.out):
-        print(f"wrote {path}")
+    for path in (
+        runner.frames.write_contact_sheet(args.out / "contact_sheet.png"),
+        runner.frames.write_gif(args.out / "episode.gif"),
+    ):
+        if path is not None:
+            print(f"wrote {path}")
     if args.policy == "expert" and result.outcome != Outcome.SUCCEEDED:
         return 1
     return 0

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import rclpy
 from rclpy.action import ActionClient
 from rclpy.node import Node
+from rclpy.utilities import remove_ros_args
 
 from wallwm_core.action_chunk import NS_PER_S
 from wallwm_core.outcome import Outcome
@@ -216,11 +217,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--server-wait", type=float, default=10.0, help="seconds to wait for the action server"
     )
-    args, ros_args = parser.parse_known_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # The --ros-args section goes to rclpy only: argparse would take a value such as
+    # `-r __ns:=/arm1` for the positional instruction.
+    args = parser.parse_args(remove_ros_args(["send_goal", *argv])[1:])
     if (args.instruction is None) == (args.task is None):
         parser.error("give either an instruction or --task")
 
-    rclpy.init(args=ros_args)
+    rclpy.init(args=["send_goal", *argv])
     spinner = BackgroundSpinner(rclpy.executors.SingleThreadedExecutor())
     node = spinner.add(rclpy.create_node("send_goal"))
     common = {

@@ -44,3 +44,25 @@ def write_untrained_checkpoint(out: Path, config: str = "tiny") -> Path:
         demo_states=states[:, : len(joints)],
     )
     return save_checkpoint(checkpoint, out)
+
+
+UNTRAINED_NOTE = (
+    "NOTE: no trained WALL-WM checkpoint exists in this project yet. The policy is a randomly "
+    "initialised `tiny` WALL-WM model ({checkpoint}): the whole loop runs for real, but expect "
+    "a Task Progress near 0. Run with --policy expert for the reference."
+)
+
+
+def checkpoint_for_sim(checkpoint: str, workdir: Path) -> tuple[str, bool]:
+    """(checkpoint directory, whether it is untrained) for the simulated arm: ``checkpoint`` if
+    given, else the one shipped with wallwm_core, else an untrained one written under
+    ``workdir``."""
+    from wallwm_core.config_loading import ConfigError
+    from wallwm_ros.bringup import default_checkpoint
+
+    if checkpoint:
+        return checkpoint, False
+    try:
+        return default_checkpoint(), False
+    except ConfigError:
+        return str(write_untrained_checkpoint(workdir / "untrained_checkpoint")), True

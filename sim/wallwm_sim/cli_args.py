@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from wallwm_sim.tasks import TASK_NAMES, get_task
+from wallwm_sim.tasks import TASK_NAMES, VARIANTS, get_task
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -45,6 +45,31 @@ def parse_tasks(text: str) -> list[str]:
 
 def parse_names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def parse_variants(text: str) -> list[str]:
+    """Comma-separated variant names, each one of :data:`~wallwm_sim.tasks.VARIANTS`."""
+    names = parse_names(text)
+    unknown = sorted(set(names) - set(VARIANTS))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown variants {unknown}; variants are {VARIANTS}")
+    return names
+
+
+def add_episode_arguments(parser: argparse.ArgumentParser, default_seeds: str) -> None:
+    """``--tasks``, ``--seeds`` and ``--variants``: which episodes a tool runs."""
+    parser.add_argument(
+        "--tasks", type=parse_tasks, default=parse_tasks("all"), help="'all' or comma list"
+    )
+    parser.add_argument(
+        "--seeds",
+        type=parse_seeds,
+        default=parse_seeds(default_seeds),
+        help=f"e.g. {default_seeds} or 1,5,9 (default {default_seeds})",
+    )
+    parser.add_argument(
+        "--variants", type=parse_variants, default=["train"], help=f"comma list of {VARIANTS}"
+    )
 
 
 def load_policy_factory(spec: str):

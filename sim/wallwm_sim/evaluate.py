@@ -8,8 +8,8 @@ Writes ``report.json`` (per-episode results, per-task and suite means), ``task_p
     python -m wallwm_sim.evaluate --policy my_pkg.policies:make_policy ...
 
 A policy is any object following :class:`wallwm_sim.policy.Policy`; ``--policy module:factory``
-names a callable returning one. For the ROS path, a policy that returns ``None`` leaves the
-commands to the ROS nodes (via the sim node) and the harness only scores.
+names a callable returning one. To evaluate the ROS nodes (policy node + controller node driving
+the sim node) over tasks x seeds, use ``python -m wallwm_ros.evaluate_ros``: same report format.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from wallwm_sim.cli_args import load_policy_factory, parse_names, parse_seeds, parse_tasks
+from wallwm_sim.cli_args import add_episode_arguments, load_policy_factory
 from wallwm_sim.policy import Action, Observation, Policy
 from wallwm_sim.rollout import EpisodeResult, run_episode
 from wallwm_sim.sim import SimConfig, TabletopSim
-from wallwm_sim.tasks import VARIANTS, TaskInstance, get_task
+from wallwm_sim.tasks import TaskInstance, get_task
 
 logger = logging.getLogger(__name__)
 SUCCESS_SCORE = 100.0
@@ -238,15 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m wallwm_sim.evaluate", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--policy", default="expert", help="expert, do_nothing or module:factory")
-    parser.add_argument(
-        "--tasks", type=parse_tasks, default=parse_tasks("all"), help="'all' or comma list"
-    )
-    parser.add_argument(
-        "--seeds", type=parse_seeds, default=parse_seeds("0-4"), help="e.g. 0-4 or 1,5,9"
-    )
-    parser.add_argument(
-        "--variants", type=parse_names, default=["train"], help=f"comma list of {VARIANTS}"
-    )
+    add_episode_arguments(parser, default_seeds="0-4")
     parser.add_argument(
         "--output", type=Path, required=True, help="directory for report.json and plots"
     )
@@ -258,9 +250,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--image-size", type=int, default=160, help="video frame height and width")
     args = parser.parse_args(argv)
-    unknown = set(args.variants) - set(VARIANTS)
-    if unknown:
-        parser.error(f"unknown variants {sorted(unknown)}; variants are {VARIANTS}")
     try:
         factory = load_policy_factory(args.policy)
     except argparse.ArgumentTypeError as error:

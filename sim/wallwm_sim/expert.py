@@ -13,9 +13,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from wallwm_core.control.kinematics import ArmKinematics
 from wallwm_sim import description, scene
 from wallwm_sim.captions import EventLabels
-from wallwm_sim.kinematics import ArmKinematics
+from wallwm_sim.kinematics import sim_arm_kinematics
 from wallwm_sim.motion import FAST, SLOW, MotionLimits, ToolMotionTracker
 from wallwm_sim.policy import JointAction, Observation
 from wallwm_sim.tasks import TaskInstance
@@ -70,7 +71,7 @@ class ScriptedExpert:
     def __init__(
         self, control_period_s: float = 0.02, kinematics: ArmKinematics | None = None
     ) -> None:
-        self.kinematics = kinematics or ArmKinematics()
+        self.kinematics = kinematics or sim_arm_kinematics()
         self.tracker = ToolMotionTracker(self.kinematics, control_period_s)
         self.control_period_s = control_period_s
         self._instance: TaskInstance | None = None

@@ -18,13 +18,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from wallwm_sim.cameras import CAMERA_NAMES
-from wallwm_sim.cli_args import parse_names, parse_seeds, parse_tasks
+from wallwm_sim.cli_args import add_episode_arguments, parse_names
 from wallwm_sim.episode_format import IMAGE_FORMATS
 from wallwm_sim.expert import ScriptedExpert
 from wallwm_sim.recorder import EpisodeRecorder
 from wallwm_sim.rollout import run_episode
 from wallwm_sim.sim import SimConfig, TabletopSim
-from wallwm_sim.tasks import VARIANTS, get_task
+from wallwm_sim.tasks import get_task
 
 
 def generate(
@@ -68,15 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--output", type=Path, required=True, help="dataset directory (appended to)"
     )
-    parser.add_argument(
-        "--tasks", type=parse_tasks, default=parse_tasks("all"), help="'all' or comma list"
-    )
-    parser.add_argument(
-        "--seeds", type=parse_seeds, default=parse_seeds("0-9"), help="e.g. 0-99 or 1,5,9"
-    )
-    parser.add_argument(
-        "--variants", type=parse_names, default=["train"], help=f"comma list of {VARIANTS}"
-    )
+    add_episode_arguments(parser, default_seeds="0-9")
     parser.add_argument(
         "--cameras", type=parse_names, default=list(CAMERA_NAMES), help="comma list"
     )
@@ -91,9 +83,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--min-score", type=float, default=100.0, help="drop episodes scoring below this"
     )
     args = parser.parse_args(argv)
-    unknown = set(args.variants) - set(VARIANTS)
-    if unknown:
-        parser.error(f"unknown variants {sorted(unknown)}; variants are {VARIANTS}")
     unknown = set(args.cameras) - set(CAMERA_NAMES)
     if unknown:
         parser.error(f"unknown cameras {sorted(unknown)}; cameras are {CAMERA_NAMES}")

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import numpy as np
 import ruckig
 
-from wallwm_sim.kinematics import ArmKinematics, top_down_rotation
+from wallwm_core.control.kinematics import ArmKinematics, Pose
+from wallwm_sim.kinematics import top_down_rotation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,12 +73,12 @@ class ToolMotionTracker:
     def start_at(self, q: np.ndarray, yaw: float | None = None) -> None:
         """Begin from joint positions ``q`` (the tool pose is their FK; yaw from the tool x axis)."""
         self.q = np.asarray(q, dtype=np.float64).copy()
-        transform = self.kinematics.tool_transform(self.q)
+        pose = self.kinematics.forward(self.q)
         if yaw is None:
             # top_down_rotation(yaw) has tool x = (-cos yaw, -sin yaw, 0).
-            x_axis = transform[:3, 0]
+            x_axis = pose.rotation[:, 0]
             yaw = float(np.arctan2(-x_axis[1], -x_axis[0]))
-        self.pose = np.array([*transform[:3, 3], yaw])
+        self.pose = np.array([*pose.position, yaw])
 
     def move(self, goal: np.ndarray, limits: MotionLimits = FAST) -> Iterator[np.ndarray]:
         """Yield joint targets ``[6]`` every control period until ``goal`` (x, y, z, yaw) is reached."""
@@ -91,8 +92,8 @@ class ToolMotionTracker:
         self.pose = goal.copy()
 
     def _solve(self, pose: np.ndarray) -> np.ndarray:
-        result = self.kinematics.solve_ik(
-            pose[:3], top_down_rotation(pose[3]), self.q, max_iterations=30
+        result = self.kinematics.solve(
+            Pose(pose[:3], top_down_rotation(pose[3])), self.q, max_iterations=30
         )
         self.q = result.q
         self.pose = pose

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wallwm_core.control.kinematics import ArmKinematics
 from wallwm_sim import cameras as camera_defs
 from wallwm_sim import description
 from wallwm_sim.captions import CaptionRecorder
@@ -16,7 +17,7 @@ from wallwm_sim.episode_format import (
     list_episodes,
     write_episode,
 )
-from wallwm_sim.kinematics import ArmKinematics
+from wallwm_sim.kinematics import sim_arm_kinematics, tool_pose
 from wallwm_sim.policy import Action, Observation
 from wallwm_sim.rollout import EpisodeResult
 from wallwm_sim.sim import TabletopSim
@@ -52,7 +53,7 @@ class EpisodeRecorder:
         self.frame_period_steps = frame_period_steps
         self.image_format = image_format
         self.min_score = min_score
-        self.kinematics = kinematics or ArmKinematics()
+        self.kinematics = kinematics or sim_arm_kinematics()
         self.last_written: Path | None = None
         self.num_dropped = 0
 
@@ -93,7 +94,7 @@ class EpisodeRecorder:
                     np.asarray(self._sim.camera_geometry(camera).world_from_camera)
                 )
             frame_index = len(self._frame_steps[self.cameras[0]]) - 1
-        position, quaternion = self.kinematics.tool_pose(joint_target)
+        position, quaternion = tool_pose(self.kinematics, joint_target)
         self._add("time_ns", observation.time_ns)
         self._add("joint_positions", joints.positions)
         self._add("joint_velocities", joints.velocities)

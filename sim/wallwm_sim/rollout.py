@@ -8,7 +8,8 @@ from typing import Protocol
 
 import numpy as np
 
-from wallwm_sim.kinematics import ArmKinematics
+from wallwm_core.control.kinematics import ArmKinematics, Pose
+from wallwm_sim.kinematics import sim_arm_kinematics
 from wallwm_sim.policy import Action, JointAction, Observation, Policy, ToolAction
 from wallwm_sim.sim import InvalidCommandError, TabletopSim
 from wallwm_sim.tasks import TaskInstance, get_task
@@ -40,7 +41,11 @@ class StepSink(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class EpisodeResult:
-    """Outcome of one episode; ``score`` is the final Task Progress (0-100)."""
+    """Outcome of one episode; ``score`` is the final Task Progress (0-100).
+
+    ``outcome`` and ``event_outcomes`` (instruction, outcome, message) are the policy node's
+    task and per-event outcomes in episodes run through the ROS nodes; empty otherwise.
+    """
 
     task: str
     seed: int
@@ -52,6 +57,8 @@ class EpisodeResult:
     duration_s: float
     policy_done: bool
     rejected_commands: int
+    outcome: str = ""
+    event_outcomes: tuple[tuple[str, str, str], ...] = ()
 
 
 def _tool_action_to_joints(
@@ -60,7 +67,9 @@ def _tool_action_to_joints(
     import transforms3d
 
     rotation = transforms3d.quaternions.quat2mat(np.asarray(action.quaternion, dtype=np.float64))
-    return kinematics.solve_ik(np.asarray(action.position), rotation, q_init, max_iterations=50).q
+    return kinematics.solve(
+        Pose(np.asarray(action.position), rotation), q_init, max_iterations=50
+    ).q
 
 
 def make_observation(sim: TabletopSim, cameras: tuple[str, ...]) -> Observation:
@@ -119,7 +128,7 @@ def run_episode(
                 sim.set_command(action.joint_positions, action.gripper)
             elif isinstance(action, ToolAction):
                 if kinematics is None:
-                    kinematics = ArmKinematics()
+                    kinematics = sim_arm_kinematics()
                 sim.set_command(
                     _tool_action_to_joints(kinematics, action, sim.joint_command), action.gripper
                 )

@@ -121,6 +121,9 @@ class ControllerConfig:
     max_ee_angular_speed: float = 2.0  # rad/s, applied to the end-effector target
     joint_state_timeout: float = 0.1  # seconds; older joint states -> hold
     estop_reset_max_speed: float = 1e-3  # rad/s; reset is refused while the arm moves faster
+    # rad; a measured joint farther than this from the command means the arm was moved by
+    # something else (a simulation reset, a collision, the driver): re-anchor and hold there
+    max_following_error: float = 0.25
     # Joint-space limits: positions and velocities come from the URDF.
     velocity_scale: float = 1.0  # fraction of the URDF velocity limits to use
     position_limit_margin: float = 0.01  # rad (or m) kept away from URDF position limits
@@ -160,6 +163,7 @@ class ControllerConfig:
             max_ee_angular_speed=self.max_ee_angular_speed,
             joint_state_timeout=self.joint_state_timeout,
             estop_reset_max_speed=self.estop_reset_max_speed,
+            max_following_error=self.max_following_error,
             velocity_scale=self.velocity_scale,
             max_acceleration=self.max_acceleration,
             max_jerk=self.max_jerk,

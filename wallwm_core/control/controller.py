@@ -11,6 +11,11 @@ Per control tick (:meth:`JointController.update`):
    limits, with the joint velocity scaled so the end effector stays under its speed limits (or
    decelerates to rest: the watchdog/e-stop/IK-failure hold).
 
+If the measured joints are farther than ``max_following_error`` from the command, the arm was
+moved by something else (a simulation reset, a collision, the driver): the controller does not
+drive it back. It re-anchors the command at the measured position, drops the executing chunks
+and those stamped before that moment, and holds until a newer chunk arrives.
+
 The class is thread safe: a ROS node calls :meth:`submit_chunk` from its subscription callback
 and :meth:`update` from the control loop thread. Nothing here raises on bad input at run time;
 problems are reported as reasons in the returned results and in :meth:`status`.
@@ -101,6 +106,7 @@ class ControllerStatus:
     ee_speed_limited_ticks: int
     workspace_clamped_steps: int
     joint_limit_clips: int
+    following_error_reanchors: int
     updates: int
     active_chunk_stamp_ns: int | None
     active_event_id: int | None
@@ -179,7 +185,14 @@ class JointController:
         self._reasons: tuple[str, ...] = ()
         self._last_now_ns: int | None = None
         self._counts = dict(
-            accepted=0, rejected=0, ik_failures=0, ee_limited=0, clamped=0, joint_clips=0, updates=0
+            accepted=0,
+            rejected=0,
+            ik_failures=0,
+            ee_limited=0,
+            clamped=0,
+            joint_clips=0,
+            reanchors=0,
+            updates=0,
         )
         self._last_rejection = ""
         self._loop_stats: LoopStats | None = None
@@ -219,7 +232,9 @@ class JointController:
                     locked=True,
                 )
             if chunk.stamp_ns < self._min_stamp_ns:
-                return self._reject("chunk is stamped before the last e-stop reset", locked=True)
+                return self._reject(
+                    "chunk is stamped before the last e-stop reset or re-anchoring", locked=True
+                )
             if chunk.stamp_ns > now_ns + self._lead_ns:
                 return self._reject(
                     f"chunk is stamped {(chunk.stamp_ns - now_ns) / NS_PER_S:.3f} s in the future "
@@ -409,6 +424,8 @@ class JointController:
                 )
                 if problem:
                     reasons.append(problem)
+                elif self._limiter.initialized:
+                    self._check_following_error(now_ns, reasons)
             if not self._limiter.initialized:
                 if self._measured_q is None or self._joint_state_problem(now_ns):
                     reasons.append("waiting for joint states")
@@ -427,6 +444,23 @@ class JointController:
             return self._finish(
                 now_ns, state, (motion.positions, motion.velocities, motion.accelerations), reasons
             )
+
+    def _check_following_error(self, now_ns: int, reasons: list[str]) -> None:
+        error = np.abs(self._measured_q - self._limiter.state.positions)
+        worst = int(np.argmax(error))
+        if error[worst] <= self.config.max_following_error:
+            return
+        reasons.append(
+            f"following error: {self.joint_names[worst]} is {error[worst]:.3f} rad from the "
+            f"command (max_following_error {self.config.max_following_error} rad); the arm was "
+            "moved externally: re-anchored at the measured position, chunks cleared"
+        )
+        logger.warning("%s", reasons[-1])
+        self._counts["reanchors"] += 1
+        self._schedule.clear()
+        self._tracking = False
+        self._min_stamp_ns = now_ns
+        self._limiter.reset(self._measured_q)
 
     def _decide_and_move(self, now_ns: int, reasons: list[str]) -> ControllerState:
         """Pick this tick's mode and advance the limiter once (track or stop)."""
@@ -609,6 +643,7 @@ class JointController:
                 ee_speed_limited_ticks=self._counts["ee_limited"],
                 workspace_clamped_steps=self._counts["clamped"],
                 joint_limit_clips=self._counts["joint_clips"],
+                following_error_reanchors=self._counts["reanchors"],
                 updates=self._counts["updates"],
                 active_chunk_stamp_ns=None if newest is None else newest.stamp_ns,
                 active_event_id=None if newest is None else newest.chunk.event_id,

@@ -1,0 +1,185 @@
+"""One simulated episode through the ROS nodes: reset the sim node, send the task, read the score.
+
+Shared by the main job (:mod:`wallwm_ros.run_sim`, one episode) and the ROS evaluation
+(:mod:`wallwm_ros.evaluate_ros`, tasks x seeds). The caller's node talks to the nodes of a
+running simulation bringup over DDS: ``reset_simulation`` and ``get_task_progress`` of the sim
+node, ``execute_task`` of the policy node.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+
+from wallwm_msgs.action import ExecuteTask
+from wallwm_msgs.srv import GetTaskProgress, ResetSimulation
+from wallwm_ros import qos
+from wallwm_ros.image_decoding import image_to_array
+from wallwm_ros.send_goal import NoServerError, TaskResult, execute_task
+
+FRAME_EVERY_S = 0.5  # sim seconds between frames kept for the contact sheet / GIF
+
+
+class EpisodeError(RuntimeError):
+    """The simulation refused the episode (e.g. an unknown task or variant)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RosEpisode:
+    """What one episode through the ROS nodes did and scored."""
+
+    task: str
+    seed: int
+    variant: str
+    task_description: str
+    events: tuple[str, ...]
+    result: TaskResult
+    progress: float  # Task Progress 0-100 when the goal ended
+    points: int
+    max_points: int
+    criteria_met: tuple[str, ...]
+
+
+class EpisodeFrames:
+    """One camera's frames, one every ``period_s`` of simulation time, for a contact sheet/GIF."""
+
+    def __init__(self, period_s: float = FRAME_EVERY_S) -> None:
+        self._period_ns = round(period_s * 1e9)
+        self._frames: list[np.ndarray] = []
+        self._last_stamp_ns = -(10**18)
+        self._lock = threading.Lock()
+
+    def on_image(self, msg: Image) -> None:
+        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        with self._lock:
+            if stamp_ns - self._last_stamp_ns < self._period_ns:
+                return
+            self._last_stamp_ns = stamp_ns
+        array = np.array(image_to_array(msg.encoding, msg.height, msg.width, msg.step, 0, msg.data))
+        with self._lock:
+            self._frames.append(array)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._frames.clear()
+
+    @property
+    def frames(self) -> list[np.ndarray]:
+        with self._lock:
+            return list(self._frames)
+
+    def write_gif(self, path: Path) -> Path | None:
+        """The frames as a GIF (10 per second of playback); ``None`` when there are none."""
+        from PIL import Image as PILImage
+
+        frames = self.frames
+        if not frames:
+            return None
+        images = [PILImage.fromarray(f) for f in frames]
+        images[0].save(path, save_all=True, append_images=images[1:], duration=100, loop=0)
+        return path
+
+    def write_contact_sheet(self, path: Path, count: int = 8) -> Path | None:
+        """Up to ``count`` evenly spaced frames side by side; ``None`` when there are none."""
+        from PIL import Image as PILImage
+
+        frames = self.frames
+        if not frames:
+            return None
+        picks = np.linspace(0, len(frames) - 1, min(count, len(frames)))
+        PILImage.fromarray(np.concatenate([frames[round(i)] for i in picks], axis=1)).save(path)
+        return path
+
+
+def call_service(node: Node, service_type, name: str, request, timeout_s: float = 30.0):
+    """Call a service from a node that another thread spins; raises NoServerError on time-out."""
+    client = node.create_client(service_type, name)
+    try:
+        if not client.wait_for_service(timeout_sec=timeout_s):
+            raise NoServerError(f"no service {name!r} after {timeout_s} s")
+        future = client.call_async(request)
+        deadline = time.monotonic() + timeout_s
+        while not future.done():
+            if time.monotonic() > deadline:
+                raise NoServerError(f"service {name!r} did not answer in {timeout_s} s")
+            time.sleep(0.01)
+        return future.result()
+    finally:
+        node.destroy_client(client)
+
+
+class SimEpisodeRunner:
+    """Runs episodes on a running simulation bringup from ``node`` (spun by another thread).
+
+    ``camera`` names the image topic prefix whose frames are kept (``<camera>/image_raw``).
+    """
+
+    def __init__(self, node: Node, camera: str = "front") -> None:
+        self.node = node
+        self.frames = EpisodeFrames()
+        node.create_subscription(Image, f"{camera}/image_raw", self.frames.on_image, qos.SENSORS)
+
+    def reset(self, task: str, seed: int, variant: str) -> ResetSimulation.Response:
+        response = call_service(
+            self.node,
+            ResetSimulation,
+            "reset_simulation",
+            ResetSimulation.Request(task=task, variant=variant, seed=seed),
+        )
+        if not response.success:
+            raise EpisodeError(
+                f"reset to {task} seed {seed} ({variant}) failed: {response.message}"
+            )
+        self.frames.clear()
+        return response
+
+    def progress(self) -> GetTaskProgress.Response:
+        return call_service(
+            self.node, GetTaskProgress, "get_task_progress", GetTaskProgress.Request()
+        )
+
+    def run(
+        self,
+        task: str,
+        seed: int,
+        variant: str = "train",
+        events: Sequence[str] | None = None,
+        timeout_s: float = 60.0,
+        server_wait_s: float = 60.0,
+        on_reset: Callable[[ResetSimulation.Response, list[str]], None] | None = None,
+        on_feedback: Callable[[ExecuteTask.Feedback], None] | None = None,
+    ) -> RosEpisode:
+        """Reset to ``(task, seed, variant)``, send the task (``events`` in order, or the sim's
+        event decomposition when ``None``) and read the Task Progress when the goal ends."""
+        reset = self.reset(task, seed, variant)
+        instructions = list(events) if events is not None else list(reset.event_instructions)
+        if on_reset is not None:
+            on_reset(reset, instructions)
+        result = execute_task(
+            self.node,
+            reset.task_description,
+            instructions,
+            timeout_s=timeout_s,
+            server_wait_s=server_wait_s,
+            on_feedback=on_feedback,
+        )
+        progress = self.progress()
+        return RosEpisode(
+            task=task,
+            seed=seed,
+            variant=variant,
+            task_description=reset.task_description,
+            events=tuple(instructions),
+            result=result,
+            progress=float(progress.progress),
+            points=int(progress.points),
+            max_points=int(progress.max_points),
+            criteria_met=tuple(progress.criteria_met),
+        )
