@@ -22,6 +22,7 @@ import numpy as np
 
 from wallwm_sim import scene
 from wallwm_sim.state import SceneState
+from wallwm_sim.tasks import predicates
 
 TRAIN_PALETTE: Mapping[str, tuple[float, float, float]] = {
     "red": (0.85, 0.12, 0.12),
@@ -133,6 +134,30 @@ class Rubric:
         names = [m.name for m in self.milestones]
         if len(set(names)) != len(names):
             raise TaskError(f"duplicate milestone names {names}")
+
+
+def pick_up_milestones(cube: int, colour: str) -> tuple[Milestone, ...]:
+    """The 5 points for picking up ``cube``: reach (1), grasp (2) and lift (2)."""
+    return (
+        Milestone(
+            "reach",
+            1,
+            f"gripper centre within 3 cm of the {colour} cube",
+            lambda s: predicates.tool_near_cube(s, cube),
+        ),
+        Milestone(
+            "grasp",
+            2,
+            f"{colour} cube held between both fingers",
+            lambda s: predicates.grasped(s, cube),
+        ),
+        Milestone(
+            "lift",
+            2,
+            f"{colour} cube held 3 cm above the table",
+            lambda s: predicates.lifted(s, cube),
+        ),
+    )
 
 
 class ProgressTracker:

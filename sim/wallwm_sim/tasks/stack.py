@@ -15,6 +15,7 @@ from wallwm_sim.tasks.base import (
     layout_side,
     object_region,
     pick_colours,
+    pick_up_milestones,
     receptacle_region,
     sample_points,
 )
@@ -54,18 +55,7 @@ class StackTask(Task):
         c, b = instance.colour_of("cube", cube), instance.colour_of("cube", base)
         return Rubric(
             (
-                Milestone(
-                    "reach",
-                    1,
-                    f"gripper centre within 3 cm of the {c} cube",
-                    lambda s: p.tool_near_cube(s, cube),
-                ),
-                Milestone(
-                    "grasp", 2, f"{c} cube held between both fingers", lambda s: p.grasped(s, cube)
-                ),
-                Milestone(
-                    "lift", 2, f"{c} cube held 3 cm above the table", lambda s: p.lifted(s, cube)
-                ),
+                *pick_up_milestones(cube, c),
                 Milestone(
                     "align",
                     1,
