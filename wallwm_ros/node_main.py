@@ -6,7 +6,9 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -17,10 +19,36 @@ from wallwm_core.config_loading import ConfigError
 
 # How often the spin loop checks for a stop request (seconds); bounds the reaction to Ctrl-C.
 STOP_POLL_S = 0.1
+# How long a stopping node may take to end its work and tell its clients (launch escalates
+# SIGINT to SIGTERM after 5 s).
+DRAIN_TIMEOUT_S = 3.0
+
+
+@runtime_checkable
+class GracefulShutdown(Protocol):
+    """A node with work in flight (e.g. a running goal) to end before it is destroyed."""
+
+    def begin_shutdown(self) -> None: ...
+
+    @property
+    def shutdown_ready(self) -> bool: ...
+
+
+def drain(node: Node, executor: SingleThreadedExecutor, timeout_s: float = DRAIN_TIMEOUT_S) -> None:
+    """Let ``node`` end its work while the executor still spins (results reach the clients)."""
+    if not isinstance(node, GracefulShutdown) or not rclpy.ok():
+        return
+    node.begin_shutdown()
+    deadline = time.monotonic() + timeout_s
+    while not node.shutdown_ready and time.monotonic() < deadline and rclpy.ok():
+        executor.spin_once(timeout_sec=0.05)
+    executor.spin_once(timeout_sec=0.05)  # the last result or status goes out
 
 
 def spin_node(make_node: Callable[[], Node], name: str, args: list[str] | None = None) -> int:
     """Run one node until SIGINT/SIGTERM; 2 (with the reason) when its configuration is invalid.
+
+    On a signal, a :class:`GracefulShutdown` node first ends its work (see :func:`drain`).
 
     A single-threaded executor: rclpy's multi-threaded one busy-waits on the interpreter lock
     under high-rate topics (see README, "The controller node"). The signals only set a flag that
@@ -39,6 +67,7 @@ def spin_node(make_node: Callable[[], Node], name: str, args: list[str] | None =
         executor.add_node(node)
         while not stop.is_set() and rclpy.ok():
             executor.spin_once(timeout_sec=STOP_POLL_S)
+        drain(node, executor)
     except ConfigError as error:
         print(f"{name}: invalid configuration: {error}", file=sys.stderr)
         return 2

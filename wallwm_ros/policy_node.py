@@ -280,6 +280,17 @@ class PolicyNode(Node):
                 f"checkpoint's joints {list(deployment.joint_names)}"
             )
 
+    def begin_shutdown(self) -> None:
+        """Refuse new goals and end the running one ABORTED ("node is shutting down"). Keep the
+        executor spinning until :attr:`shutdown_ready` so that its client receives the result."""
+        self._closing.set()
+
+    @property
+    def shutdown_ready(self) -> bool:
+        """No goal is running or waiting to start."""
+        with self._lock:
+            return self._active is None and not self._runs
+
     def destroy_node(self) -> None:
         # A running goal sees _closing and ends ABORTED; waiting for it here means no thread is
         # left blocked on it (which would keep the process from exiting).
@@ -291,6 +302,9 @@ class PolicyNode(Node):
     # --- goal admission ---------------------------------------------------------------------
 
     def _on_goal(self, goal: ExecuteEvent.Goal | ExecuteTask.Goal) -> GoalResponse:
+        if self._closing.is_set():
+            self.get_logger().warning("rejecting goal: the node is shutting down")
+            return GoalResponse.REJECT
         if isinstance(goal, ExecuteEvent.Goal):
             if not goal.instruction.strip():
                 self.get_logger().warning("rejecting goal: empty instruction")
