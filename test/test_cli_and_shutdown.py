@@ -7,14 +7,19 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
+import rclpy
 import yaml
 from conftest import child_env
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
+from wallwm_ros.background_spinner import BackgroundSpinner
 from wallwm_ros.bringup_paths import bringup_config
 from wallwm_ros.policy_node import PolicyNode
+from wallwm_ros.send_goal import NoServerError, execute_event
 
 
 def _send_goal_cli(namespace: str, *args: str) -> subprocess.CompletedProcess:
@@ -126,3 +131,42 @@ def test_node_stopped_mid_goal_exits_cleanly(
     # the running goal ends before the node goes: the client is told, it never hangs
     assert client.returncode == 1, client_out + client_err
     assert "result: ABORTED" in client_out and "node is shutting down" in client_out
+
+
+def test_waiting_client_whose_node_is_destroyed_gets_a_clear_error(
+    ros_context, spinner, namespace, replay_file
+):
+    """Tearing a client node down under a waiting goal must end the wait, not raise from rclpy."""
+    spinner.add(
+        PolicyNode(
+            namespace=namespace,
+            context=ros_context,
+            parameter_overrides=[
+                Parameter("policy_type", value="replay"),
+                Parameter("replay_file", value=str(replay_file)),
+            ],
+        )
+    )
+    client_spinner = BackgroundSpinner(SingleThreadedExecutor(context=ros_context))
+    client = client_spinner.add(
+        rclpy.create_node("client", namespace=namespace, context=ros_context)
+    )
+    started, outcome = threading.Event(), {}
+
+    def wait_for_goal() -> None:
+        try:
+            outcome["result"] = execute_event(
+                client, "long wipe", on_feedback=lambda _: started.set()
+            )
+        except NoServerError as error:
+            outcome["error"] = str(error)
+        except Exception as error:  # what must not happen: rclpy's InvalidHandle escaping
+            outcome["unexpected"] = repr(error)
+
+    waiter = threading.Thread(target=wait_for_goal, daemon=True)
+    waiter.start()
+    assert started.wait(20.0)
+    client_spinner.close()  # destroys the client node while the goal runs
+    waiter.join(10.0)
+    assert not waiter.is_alive()
+    assert outcome == {"error": "the client node was destroyed before the result"}

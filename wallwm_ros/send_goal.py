@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import rclpy
 from rclpy.action import ActionClient
+from rclpy.exceptions import InvalidHandle
 from rclpy.node import Node
 from rclpy.utilities import remove_ros_args
 
@@ -88,7 +89,11 @@ def _run_goal(
         while not finished.wait(0.1):
             if not node.context.ok():
                 raise NoServerError("ROS shut down before the result arrived")
-            if client.server_is_ready():
+            try:
+                server_ready = client.server_is_ready()
+            except InvalidHandle:  # the node was destroyed under this wait
+                raise NoServerError("the client node was destroyed before the result") from None
+            if server_ready:
                 server_last_seen = time.monotonic()
             elif time.monotonic() - server_last_seen > SERVER_LOST_S:
                 raise NoServerError(
@@ -96,7 +101,10 @@ def _run_goal(
                 )
         return result_future.result().result
     finally:
-        client.destroy()
+        try:
+            client.destroy()
+        except InvalidHandle:
+            pass  # destroyed with its node
 
 
 def _duration(seconds: float):
