@@ -493,6 +493,30 @@ def test_arm_moved_externally_is_reanchored_not_driven_back() -> None:
     assert np.linalg.norm(log.ee[-1] - HOME) < 1e-3  # and it tracked from the new pose
 
 
+def test_a_delayed_joint_state_is_compared_with_the_command_of_its_time() -> None:
+    """Under load joint states arrive late: 60 ms behind a fast motion they differ from the
+    newest command by more than the limit, yet they are where the arm was told to be then."""
+    controller = make_controller(max_following_error=0.02)
+    arm = IdealArm(controller, home_q(controller))
+    far = HOME + np.array([0.0, 0.25, -0.1])
+    log = arm.run(400, submit={0: make_chunk(arm.now_ns, line(HOME, far, 20))})
+    delay_ticks = 30  # 60 ms, inside the 100 ms joint-state time-out
+    moving = np.max(np.abs(np.diff(log.positions, axis=0)), axis=1) > 1e-4
+    tick = int(np.flatnonzero(moving)[len(np.flatnonzero(moving)) // 2])  # mid-motion
+    stale_q = log.positions[tick - delay_ticks]
+    assert np.max(np.abs(stale_q - log.positions[tick])) > 0.02  # would trip a naive check
+
+    controller = make_controller(max_following_error=0.02)
+    arm = IdealArm(controller, home_q(controller))
+    arm.run(tick, submit={0: make_chunk(arm.now_ns, line(HOME, far, 20))})
+    arm.now_ns += arm.period_ns
+    stamp = arm.now_ns - delay_ticks * arm.period_ns
+    command = controller.update(arm.now_ns, stale_q, measured_stamp_ns=stamp)
+    assert not any("following error" in r for r in command.reasons), command.reasons
+    assert command.state is ControllerState.TRACKING
+    assert controller.status().following_error_reanchors == 0
+
+
 def test_servo_lag_below_max_following_error_is_not_reanchored() -> None:
     controller = make_controller()
     arm = IdealArm(controller, home_q(controller))

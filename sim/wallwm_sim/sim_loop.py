@@ -11,6 +11,13 @@ as it can.
 Time: the loop's clock (``clock_ns``, what ``/clock`` carries) starts at 0 and never goes back:
 a reset starts a new episode (TabletopSim's own time restarts at 0) but the clock carries on.
 Commands, resets and queries come from other threads; one lock serialises them with the loop.
+
+After a reset the arm stands at the new episode's start pose while commands sent before the reset
+are still in flight (and a controller needs a moment to see the new joint states). Until a
+position command within ``RESET_COMMAND_MATCH_RAD`` of the start pose arrives, or for at most
+``RESET_COMMAND_HOLD_S``, position commands farther away are ignored and counted
+(``ignored_after_reset``), and trajectories stamped before the reset are too: a reset must not be
+followed by a jump back to the old episode's pose.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ from wallwm_sim.tasks.base import TOTAL_POINTS
 
 NS_PER_S = 1_000_000_000
 COMMAND_KINDS = ("position", "trajectory", "gripper")
+RESET_COMMAND_HOLD_S = 1.0
+RESET_COMMAND_MATCH_RAD = 0.1
 
 
 class LoopOutputs(Protocol):
@@ -84,6 +93,7 @@ class LoopCounters:
     rejected: Mapping[str, int]
     last_rejection: str
     fault: str
+    ignored_after_reset: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,6 +178,9 @@ class SimulationLoop:
         self._rejected = dict.fromkeys(COMMAND_KINDS, 0)
         self._last_rejection = ""
         self._fault = ""
+        self._reset_clock_ns = -1  # clock time of the last reset
+        self._reset_hold_until_ns = -1  # stale commands are ignored until then (see module doc)
+        self._ignored_after_reset = 0
 
     # ------------------------------------------------------------------ lifetime
 
@@ -283,11 +296,30 @@ class SimulationLoop:
     def command_positions(self, positions: Sequence[float] | np.ndarray) -> None:
         """Arm joint targets (rad, arm joint order); replaces any running trajectory."""
         with self._lock:
+            if self._stale_after_reset(positions):
+                return
             try:
                 self._sim.set_joint_command(np.asarray(positions, dtype=np.float64))
             except InvalidCommandError as error:
                 self._reject("position", error)
             self._trajectory = None
+
+    def _stale_after_reset(self, positions: Sequence[float] | np.ndarray) -> bool:
+        """Whether a position command is one of the old episode's, still in flight (locked)."""
+        if self._reset_hold_until_ns < 0:
+            return False
+        try:
+            target = np.asarray(positions, dtype=np.float64)
+            distance = float(np.max(np.abs(target - self._sim.joint_command)))
+        except ValueError:  # malformed: set_joint_command rejects it with the reason
+            return False
+        if not np.isfinite(distance):  # NaN/inf: likewise
+            return False
+        if self.clock_ns < self._reset_hold_until_ns and not distance <= RESET_COMMAND_MATCH_RAD:
+            self._ignored_after_reset += 1
+            return True
+        self._reset_hold_until_ns = -1
+        return False
 
     def command_trajectory(self, request: TrajectoryRequest) -> None:
         """Follow ``request`` from now; replaces any running trajectory.
@@ -296,6 +328,9 @@ class SimulationLoop:
         ``joint_trajectory_controller`` does).
         """
         with self._lock:
+            if 0 < request.start_ns < self._reset_clock_ns:
+                self._ignored_after_reset += 1
+                return
             if not request.waypoints:
                 self._trajectory = None
                 return
@@ -340,6 +375,8 @@ class SimulationLoop:
             instance = self._sim.reset(task, seed, variant)
             self._clock_offset_ns = clock
             self._trajectory = None
+            self._reset_clock_ns = clock
+            self._reset_hold_until_ns = clock + round(RESET_COMMAND_HOLD_S * NS_PER_S)
             self._next_frame_ns = clock  # show the new scene on the next step
             return instance
 
@@ -383,4 +420,5 @@ class SimulationLoop:
                 rejected=dict(self._rejected),
                 last_rejection=self._last_rejection,
                 fault=self._fault,
+                ignored_after_reset=self._ignored_after_reset,
             )

@@ -306,6 +306,7 @@ class SimNode(Node):
         self.create_service(GetTaskProgress, "get_task_progress", self._on_get_progress)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._last_counters: LoopCounters | None = None  # set once the loop runs
+        self._ignored_reported = 0
         self._diagnostics_timer = self.create_timer(
             config.diagnostics_period,
             self._publish_diagnostics,
@@ -398,6 +399,12 @@ class SimNode(Node):
 
     def _publish_diagnostics(self) -> None:
         counters = self._loop.counters()
+        if counters.ignored_after_reset > self._ignored_reported:
+            self.get_logger().info(
+                f"ignored {counters.ignored_after_reset - self._ignored_reported} command(s) from "
+                "before the last reset (far from the start pose, or stamped earlier)"
+            )
+            self._ignored_reported = counters.ignored_after_reset
         if self._last_counters is None:
             # Rates need two samples; the first is taken once the renderers are set up.
             if self._loop.warmed_up:
@@ -460,6 +467,7 @@ class SimNode(Node):
         for kind, count in counters.rejected.items():
             values[f"rejected_{kind}_commands"] = str(count)
         values["last_rejection"] = counters.last_rejection
+        values["commands_ignored_after_reset"] = str(counters.ignored_after_reset)
         return values
 
 

@@ -169,6 +169,12 @@ class JointController:
         self._end_hold_ns = round(config.end_hold * NS_PER_S)
         self._lead_ns = round(config.max_stamp_lead * NS_PER_S)
         self._joint_state_timeout_ns = round(config.joint_state_timeout * NS_PER_S)
+        # The commands of the last two joint-state time-outs: a measurement may be that old, so
+        # the following error compares it with the closest of them, not with the newest.
+        self._recent_commands = np.full(
+            (2 + 2 * self._joint_state_timeout_ns // self._period_ns, n), np.nan
+        )
+        self._recent_index = 0
 
         self._lock = threading.Lock()
         self._measured_q: np.ndarray | None = None
@@ -441,12 +447,19 @@ class JointController:
             if self._limiter.last_error:
                 reasons.append(f"trajectory generation: {self._limiter.last_error}")
             motion = self._limiter.state
+            self._recent_commands[self._recent_index] = motion.positions
+            self._recent_index = (self._recent_index + 1) % len(self._recent_commands)
             return self._finish(
                 now_ns, state, (motion.positions, motion.velocities, motion.accelerations), reasons
             )
 
     def _check_following_error(self, now_ns: int, reasons: list[str]) -> None:
-        error = np.abs(self._measured_q - self._limiter.state.positions)
+        """Re-anchor when the measurement is far from every recent command (a delayed joint
+        state is close to the command of its time, an externally moved arm to none)."""
+        recent = self._recent_commands[~np.isnan(self._recent_commands[:, 0])]
+        candidates = np.vstack([recent, self._limiter.state.positions])
+        distances = np.max(np.abs(candidates - self._measured_q), axis=1)
+        error = np.abs(self._measured_q - candidates[int(np.argmin(distances))])
         worst = int(np.argmax(error))
         if error[worst] <= self.config.max_following_error:
             return
@@ -461,6 +474,7 @@ class JointController:
         self._tracking = False
         self._min_stamp_ns = now_ns
         self._limiter.reset(self._measured_q)
+        self._recent_commands[:] = np.nan
 
     def _decide_and_move(self, now_ns: int, reasons: list[str]) -> ControllerState:
         """Pick this tick's mode and advance the limiter once (track or stop)."""
