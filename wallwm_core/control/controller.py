@@ -11,7 +11,8 @@ Per control tick (:meth:`JointController.update`):
    limits, with the joint velocity scaled so the end effector stays under its speed limits (or
    decelerates to rest: the watchdog/e-stop/IK-failure hold).
 
-If the measured joints are farther than ``max_following_error`` from the command, the arm was
+If the measured joints are farther than ``max_following_error`` from every command of the last
+two joint-state time-outs (a delayed measurement matches the command of its time), the arm was
 moved by something else (a simulation reset, a collision, the driver): the controller does not
 drive it back. It re-anchors the command at the measured position, drops the executing chunks
 and those stamped before that moment, and holds until a newer chunk arrives.
@@ -459,12 +460,12 @@ class JointController:
         recent = self._recent_commands[~np.isnan(self._recent_commands[:, 0])]
         candidates = np.vstack([recent, self._limiter.state.positions])
         distances = np.max(np.abs(candidates - self._measured_q), axis=1)
-        error = np.abs(self._measured_q - candidates[int(np.argmin(distances))])
-        worst = int(np.argmax(error))
-        if error[worst] <= self.config.max_following_error:
+        closest = int(np.argmin(distances))
+        if distances[closest] <= self.config.max_following_error:
             return
+        worst = int(np.argmax(np.abs(candidates[closest] - self._measured_q)))
         reasons.append(
-            f"following error: {self.joint_names[worst]} is {error[worst]:.3f} rad from the "
+            f"following error: {self.joint_names[worst]} is {distances[closest]:.3f} rad from the "
             f"command (max_following_error {self.config.max_following_error} rad); the arm was "
             "moved externally: re-anchored at the measured position, chunks cleared"
         )
