@@ -42,17 +42,19 @@ def _send_goal_cli(namespace: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_send_goal_exit_codes(ros_context, spinner, namespace, replay_file):
-    spinner.add(
-        PolicyNode(
-            namespace=namespace,
-            context=ros_context,
-            parameter_overrides=[
-                Parameter("policy_type", value="replay"),
-                Parameter("replay_file", value=str(replay_file)),
-            ],
-        )
+def _replay_policy_node(context, namespace: str, replay_file) -> PolicyNode:
+    return PolicyNode(
+        namespace=namespace,
+        context=context,
+        parameter_overrides=[
+            Parameter("policy_type", value="replay"),
+            Parameter("replay_file", value=str(replay_file)),
+        ],
     )
+
+
+def test_send_goal_exit_codes(ros_context, spinner, namespace, replay_file):
+    spinner.add(_replay_policy_node(ros_context, namespace, replay_file))
     for _ in range(3):  # an exit-time race once aborted the CLI intermittently
         ok = _send_goal_cli(namespace, "reach")
         assert ok.returncode == 0, ok.stdout + ok.stderr
@@ -137,16 +139,7 @@ def test_waiting_client_whose_node_is_destroyed_gets_a_clear_error(
     ros_context, spinner, namespace, replay_file
 ):
     """Tearing a client node down under a waiting goal must end the wait, not raise from rclpy."""
-    spinner.add(
-        PolicyNode(
-            namespace=namespace,
-            context=ros_context,
-            parameter_overrides=[
-                Parameter("policy_type", value="replay"),
-                Parameter("replay_file", value=str(replay_file)),
-            ],
-        )
-    )
+    spinner.add(_replay_policy_node(ros_context, namespace, replay_file))
     client_spinner = BackgroundSpinner(SingleThreadedExecutor(context=ros_context))
     client = client_spinner.add(
         rclpy.create_node("client", namespace=namespace, context=ros_context)
