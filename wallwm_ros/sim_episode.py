@@ -23,6 +23,7 @@ from wallwm_msgs.srv import GetTaskProgress, ResetSimulation
 from wallwm_ros import qos
 from wallwm_ros.image_decoding import image_to_array
 from wallwm_ros.send_goal import NoServerError, TaskResult, execute_task
+from wallwm_sim.evaluate import save_gif
 
 FRAME_EVERY_S = 0.5  # sim seconds between frames kept for the contact sheet / GIF
 
@@ -77,14 +78,7 @@ class EpisodeFrames:
 
     def write_gif(self, path: Path) -> Path | None:
         """The frames as a GIF (10 per second of playback); ``None`` when there are none."""
-        from PIL import Image as PILImage
-
-        frames = self.frames
-        if not frames:
-            return None
-        images = [PILImage.fromarray(f) for f in frames]
-        images[0].save(path, save_all=True, append_images=images[1:], duration=100, loop=0)
-        return path
+        return save_gif(self.frames, path, frame_period_s=0.1)
 
     def write_contact_sheet(self, path: Path, count: int = 8) -> Path | None:
         """Up to ``count`` evenly spaced frames side by side; ``None`` when there are none."""

@@ -126,17 +126,24 @@ class GifSink:
         pass
 
     def save(self, path: Path) -> None:
-        from PIL import Image
+        save_gif(self.frames, path, self.period_s)
 
-        images = [Image.fromarray(frame) for frame in self.frames]
-        if images:
-            images[0].save(
-                path,
-                save_all=True,
-                append_images=images[1:],
-                duration=round(self.period_s * 1000),
-                loop=0,
-            )
+
+def save_gif(frames: Sequence[np.ndarray], path: Path, frame_period_s: float) -> Path | None:
+    """RGB ``frames`` as a looping GIF, ``frame_period_s`` apart; ``None`` when there are none."""
+    from PIL import Image
+
+    if not frames:
+        return None
+    images = [Image.fromarray(frame) for frame in frames]
+    images[0].save(
+        path,
+        save_all=True,
+        append_images=images[1:],
+        duration=round(frame_period_s * 1000),
+        loop=0,
+    )
+    return path
 
 
 def evaluate_policy(
