@@ -17,6 +17,7 @@ from wallwm_msgs.action import ExecuteEvent
 from wallwm_msgs.msg import ActionChunk as ActionChunkMsg
 from wallwm_ros import qos
 from wallwm_ros.conversions import chunk_from_msg, chunk_to_msg, duration_to_ns, ns_to_duration
+from wallwm_ros.send_goal import SpinSafeActionClient
 
 
 def _random_chunk(rng: np.random.Generator) -> ActionChunk:
@@ -108,7 +109,7 @@ def test_execute_event_goal_feedback_result(ros_context, spinner, namespace) -> 
     server_node = spinner.add(Node("event_server", namespace=namespace, context=ros_context))
     client_node = spinner.add(Node("event_client", namespace=namespace, context=ros_context))
     server = _EventServer(server_node, steps=3, period_s=0.02)
-    client = ActionClient(client_node, ExecuteEvent, "execute_event")
+    client = SpinSafeActionClient(client_node, ExecuteEvent, "execute_event")
     feedback: list = []
     goal = ExecuteEvent.Goal(
         instruction="press the red button",
@@ -144,7 +145,7 @@ def test_execute_event_cancel(ros_context, threaded_spinner, namespace) -> None:
     server_node = spinner.add(Node("event_server", namespace=namespace, context=ros_context))
     client_node = spinner.add(Node("event_client", namespace=namespace, context=ros_context))
     _EventServer(server_node, steps=1000, period_s=0.01)
-    client = ActionClient(client_node, ExecuteEvent, "execute_event")
+    client = SpinSafeActionClient(client_node, ExecuteEvent, "execute_event")
     feedback: list = []
     response = _send(
         client, ExecuteEvent.Goal(instruction="wipe"), feedback, cancel_after_feedback=2
@@ -185,3 +186,24 @@ def test_action_chunk_pub_sub_fields_intact(ros_context, spinner, namespace) -> 
         3,
         True,
     )
+
+
+class _EagerNode(Node):
+    """Asks a waitable for its entities the moment it is added, as an executor spinning in
+    another thread may do."""
+
+    def add_waitable(self, waitable) -> None:
+        super().add_waitable(waitable)
+        waitable.get_num_entities()
+
+
+def test_action_client_can_be_created_while_its_node_spins(ros_context, namespace) -> None:
+    node = _EagerNode("eager", namespace=namespace, context=ros_context)
+    try:
+        with pytest.raises(AttributeError, match="_lock"):  # the rclpy race this guards against
+            ActionClient(node, ExecuteEvent, "execute_event")
+        client = SpinSafeActionClient(node, ExecuteEvent, "execute_event")
+        assert client.get_num_entities() is not None
+        client.destroy()
+    finally:
+        node.destroy_node()

@@ -36,6 +36,17 @@ class NoServerError(RuntimeError):
     """No action server answered in time."""
 
 
+class SpinSafeActionClient(ActionClient):
+    """An ActionClient that may be created while another thread spins its node.
+
+    rclpy's ActionClient adds itself to the node before it creates its lock; an executor spinning
+    in another thread can call ``get_num_entities`` in between and dies with an AttributeError
+    (seen in CI). Until ``__init__`` sets the instance lock, this class-level one serves.
+    """
+
+    _lock = threading.Lock()
+
+
 @dataclasses.dataclass(frozen=True)
 class EventResult:
     accepted: bool
@@ -65,7 +76,7 @@ def _run_goal(
     on_feedback: Callable[[object], None] | None,
 ) -> object | None:
     """Send one goal, block until its result; None when rejected. Spin ``node`` elsewhere."""
-    client = ActionClient(node, action_type, action_name)
+    client = SpinSafeActionClient(node, action_type, action_name)
     kind = action_type.__name__
     try:
         if not client.wait_for_server(timeout_sec=server_wait_s):
