@@ -32,14 +32,21 @@ class MuonAdamW:
     """Muon for block matrices plus AdamW for the rest, stepped together.
 
     Only parameters with ``requires_grad`` are optimised (freeze a tower before building this).
+    ``use_muon=False`` gives AdamW for everything; ``fused`` is AdamW's fused CUDA kernel.
     """
 
-    def __init__(self, model: nn.Module, config: OptimizerConfig) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        config: OptimizerConfig,
+        use_muon: bool = True,
+        fused: bool | None = None,
+    ) -> None:
         muon_params, decay, no_decay = [], [], []
         for name, parameter in model.named_parameters():
             if not parameter.requires_grad:
                 continue
-            if is_muon_parameter(name, parameter):
+            if use_muon and is_muon_parameter(name, parameter):
                 muon_params.append(parameter)
             elif parameter.ndim >= 2:
                 decay.append(parameter)
@@ -67,6 +74,7 @@ class MuonAdamW:
             lr=config.lr,
             betas=config.betas,
             eps=config.adam_eps,
+            fused=fused,
         )
 
     @property
