@@ -205,7 +205,11 @@ class RuntimeConfig:
 
     def __post_init__(self) -> None:
         _int_at_least("runtime", self, 0, "threads")
-        for name, kind in (("device", DeviceName), ("precision", Precision), ("parallel", Parallel)):
+        for name, kind in (
+            ("device", DeviceName),
+            ("precision", Precision),
+            ("parallel", Parallel),
+        ):
             value = getattr(self, name)
             _require(
                 value in typing.get_args(kind),

@@ -64,7 +64,9 @@ class DataConfig:
             _fail("instruction_track", self.instruction_track, "must be a caption track name")
         _int("fixed_window_steps", self.fixed_window_steps, 1)
         if self.fixed_instruction not in FIXED_INSTRUCTIONS:
-            _fail("fixed_instruction", self.fixed_instruction, f"must be one of {FIXED_INSTRUCTIONS}")
+            _fail(
+                "fixed_instruction", self.fixed_instruction, f"must be one of {FIXED_INSTRUCTIONS}"
+            )
         _int("window_stride_steps", self.window_stride_steps, 1)
         val = _float("val_fraction", self.val_fraction)
         if not 0.0 < val < 1.0:
