@@ -34,6 +34,9 @@ from wallwm_core.config_loading import ConfigError, config_from_dict
 from wallwm_core.inference.config import SamplerConfig
 from wallwm_core.training.data.config import DataConfig
 
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+CONFIG_NAMES = ("train_smoke", "train_cpu")  # shipped as CONFIG_DIR / f"{name}.yaml"
+
 OptimizerName = Literal["muon_adamw", "adamw"]
 DeviceName = Literal["auto", "cpu", "cuda"]
 Precision = Literal["fp32", "bf16"]
@@ -272,6 +275,19 @@ def _dataclass_of(annotation: Any) -> type | None:
     return None
 
 
+def closest_name(key: str, names: Sequence[str]) -> str | None:
+    """The valid name ``key`` most likely meant: a close spelling (difflib), else the name
+    made of its words' initials (``learning_rate`` -> ``lr``), else one containing it."""
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.5)
+    if close:
+        return close[0]
+    initials = "".join(word[:1] for word in key.split("_"))
+    for name in names:
+        if name == initials or (len(key) >= 3 and (key in name or name in key)):
+            return name
+    return None
+
+
 def check_keys(cls: type, data: Mapping[str, Any], prefix: str = "") -> None:
     """Raise ConfigError for the first key of ``data`` that ``cls`` (recursively) lacks,
     naming it and the closest valid key."""
@@ -279,8 +295,8 @@ def check_keys(cls: type, data: Mapping[str, Any], prefix: str = "") -> None:
     names = [field.name for field in dataclasses.fields(cls)]
     for key, value in data.items():
         if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
-            hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
+            close = closest_name(str(key), names)
+            hint = f"; did you mean '{prefix}{close}'?" if close else ""
             raise ConfigError(f"unknown config key '{prefix}{key}'{hint} (valid here: {names})")
         inner = _dataclass_of(hints[key])
         if inner is not None and isinstance(value, Mapping):
@@ -323,9 +339,21 @@ def train_config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> T
     return dataclasses.replace(config, data=data_config)
 
 
+def shipped_train_config(name: str) -> Path:
+    """The path of a shipped training config (``train_smoke``, ``train_cpu``)."""
+    if name not in CONFIG_NAMES:
+        close = difflib.get_close_matches(name, CONFIG_NAMES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown training config {name!r}{hint} (shipped: {CONFIG_NAMES})")
+    return CONFIG_DIR / f"{name}.yaml"
+
+
 def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
-    """Read a training config YAML and apply ``key=value`` overrides."""
+    """Read a training config (a YAML path or a shipped name) and apply ``key=value``
+    overrides."""
     path = Path(path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = shipped_train_config(str(path))
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as error:
