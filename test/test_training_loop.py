@@ -18,8 +18,6 @@ import safetensors.torch
 import torch
 import yaml
 
-sys.path.insert(0, str(Path(__file__).parent))
-
 from synthetic_windows import synthetic_prepare
 
 from wallwm_core.model.config import load_model_config
