@@ -115,7 +115,9 @@ class CachedWindows:
             for a in np.linspace(0.0, np.pi / 2, VIEWS)
         ]
         grid = config.patch_grid(LATENT_HW)
-        self.cross_view = cross_view_allowed_from_cameras([rig], grid, config.video_tower.sight_cone)
+        self.cross_view = cross_view_allowed_from_cameras(
+            [rig], grid, config.video_tower.sight_cone
+        )
 
     def __len__(self) -> int:
         return len(self.weights)

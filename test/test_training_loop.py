@@ -17,7 +17,6 @@ import pytest
 import safetensors.torch
 import torch
 import yaml
-
 from synthetic_windows import synthetic_prepare
 
 from wallwm_core.model.config import load_model_config

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import yaml
 from torch import nn
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from wallwm_core.checkpoint import (
     FORMAT,
@@ -518,10 +519,11 @@ def resolve_run(args: argparse.Namespace) -> tuple[TrainConfig, ModelConfig, Pat
     if not saved_file.is_file():
         raise BadInputError(f"--resume {run_dir}: not a training run (no {CONFIG_FILE})")
     step_dir = ckpt.last_checkpoint(run_dir)
-    saved_model = model_config_from_dict(
-        yaml.safe_load((step_dir / MODEL_CONFIG_FILE).read_text()),
-        source=str(step_dir / MODEL_CONFIG_FILE),
-    )
+    try:
+        saved_data = yaml.safe_load((step_dir / MODEL_CONFIG_FILE).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise BadInputError(f"--resume {run_dir}: cannot read {step_dir.name}: {error}") from error
+    saved_model = model_config_from_dict(saved_data, source=str(step_dir / MODEL_CONFIG_FILE))
     if args.config is not None:
         config = load_train_config(args.config, args.overrides)
     else:
@@ -575,7 +577,11 @@ def _run(
     torch.manual_seed(config.seed)
     model = build_model(model_config)
     log(f"stage 1/3: data and codec ({len(config.data.paths)} dataset folder(s))")
+    if not info.is_main:
+        barrier()  # rank 0 trains the codec and fills the latent cache first; the others reuse it
     prepared = prepare(config.data, model, log=log, device=info.device)
+    if info.is_main:
+        barrier()
     codec = resolve_codec(model, prepared, model_config).to(info.device)
     action_stats, state_stats = resolve_stats(prepared, model_config)
     log("stage 2/3: codec frozen")
@@ -656,7 +662,7 @@ def _run(
     window: list[dict[str, float]] = []
     window_start = time.perf_counter()
     exit_code = 0
-    with StopRequest() as stop:
+    with StopRequest() as stop, logging_redirect_tqdm():
         while state.step < config.train.steps:
             values = train_step(state, prepared.train, config, info)
             flags = all_reduce(torch.tensor([float(stop.signal or 0)]), op="max")
