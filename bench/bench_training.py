@@ -9,8 +9,11 @@ then counts the FLOPs of one forward + backward with ``torch.utils.flop_counter`
 ``--steps`` optimiser steps (after one warm-up) of the training loop's own ``train_step`` on a
 memory-mapped synthetic latent cache shaped like the config's windows (3 views, 8x8 latents).
 
-MFU = counted FLOPs per step / median step time / that peak. The figures that compare
-variants are ratios inside one run; absolute figures depend on the machine's load (printed).
+MFU = counted FLOPs per step / median step time / that peak. On a shared machine wall time
+mostly measures the other jobs, so each case also reports process CPU seconds per step and
+"MFU/CPU" = FLOPs per CPU second over the matmul's FLOPs per CPU second (time spent waiting
+for a core is not counted; spinning threads are). The figures that compare variants are ratios
+inside one run; absolute figures depend on the load (the 1-minute load average is printed).
 
 Rows:
 - per config and thread count: the loop's step with the config's default optimiser;
@@ -18,7 +21,8 @@ Rows:
   AdamW, and ``optim.training_step``), on the same config and data;
 - ``adamw``: the loop's step with AdamW only (fused kernel); the default rows use Muon for
   the block matrices (its Newton-Schulz runs in bfloat16, slow without bfloat16 units);
-- ``busy N``: the same while N child processes run single-threaded matmuls beside it.
+- ``busy N``: the AdamW step while N child processes run single-threaded matmuls beside it,
+  for each thread count (the variants above use the first thread count given).
 
 Configs: ``tiny`` (toy), ``ref`` (the 2-3M config issue 12 measured before this work: video
 128 / action 96 wide, 2x2 patches, 432 video tokens per window, batch 8) and ``cpu`` (the CPU
@@ -35,6 +39,7 @@ import os
 import platform
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -75,15 +80,18 @@ def model_config(name: str):
     return model_config_from_dict(data)
 
 
-def matmul_peak_gflops() -> float:
+def matmul_peak_gflops() -> tuple[float, float]:
+    """(GFLOP per wall second, GFLOP per process CPU second) of a float32 matmul, best of 5."""
     a, b = torch.randn(PEAK_N, PEAK_N), torch.randn(PEAK_N, PEAK_N)
     a @ b
-    best = float("inf")
+    best_wall = best_cpu = float("inf")
     for _ in range(5):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * PEAK_N**3 / best / 1e9
+        best_wall = min(best_wall, time.perf_counter() - start)
+        best_cpu = min(best_cpu, time.process_time() - start_cpu)
+    flops = 2 * PEAK_N**3 / 1e9
+    return flops / best_wall, flops / best_cpu
 
 
 class CachedWindows:
@@ -154,7 +162,7 @@ def _measure(case: Case, steps: int, folder: str) -> dict[str, Any]:
     from wallwm_core.training.distributed import DistInfo
     from wallwm_core.training.objective import compute_loss
 
-    peak = matmul_peak_gflops()
+    peak, peak_cpu = matmul_peak_gflops()
     config = model_config(case.config)
     torch.manual_seed(0)
     model = build_model(config)
@@ -182,7 +190,7 @@ def _measure(case: Case, steps: int, folder: str) -> dict[str, Any]:
     old_optimizer = old_optim.build_optimizer(model) if case.step_code == "old" else None
     records = []
     for index in range(steps + 1):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         if case.step_code == "old":
             data_start = time.perf_counter()
             batch = dataset.batch(
@@ -194,9 +202,11 @@ def _measure(case: Case, steps: int, folder: str) -> dict[str, Any]:
         else:
             record = train.train_step(state, dataset, train_config, info)
         record["total"] = time.perf_counter() - start
+        record["cpu"] = time.process_time() - start_cpu
         if index > 0:  # the first step warms up
             records.append(record)
     total = statistics.median(r["total"] for r in records)
+    cpu = statistics.median(r["cpu"] for r in records)
     result = {
         **dataclasses.asdict(case),
         "params_m": params / 1e6,
@@ -206,6 +216,9 @@ def _measure(case: Case, steps: int, folder: str) -> dict[str, Any]:
         "peak_gflops": peak,
         "achieved_gflops": flops / total / 1e9,
         "mfu": flops / total / 1e9 / peak,
+        "cpu_s": cpu,
+        "peak_gflops_per_cpu_s": peak_cpu,
+        "mfu_cpu_time": flops / cpu / 1e9 / peak_cpu,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     for part in ("data", "forward", "backward", "optimizer"):
@@ -245,26 +258,24 @@ def cases(args: argparse.Namespace) -> list[Case]:
     for threads in args.threads:
         for name in args.configs:
             result.append(Case(name, batches[name], threads, label=f"{name} t{threads}"))
-    if "cpu" in args.configs:
+    first = args.threads[0]  # the variants run with the first thread count given
+    for name in args.configs:
+        label = f"{name} t{first}"
+        result.append(Case(name, batches[name], first, "adamw", label=f"{label} adamw"))
+        result.append(Case(name, batches[name], first, step_code="old", label=f"{label} old"))
+    if args.busy and "cpu" in args.configs:
         for threads in args.threads:
-            batch = args.cpu_batch
-            result.append(Case("cpu", batch, threads, "adamw", label=f"cpu t{threads} adamw"))
-        best = max(args.threads)
-        result.append(Case("cpu", args.cpu_batch, best, step_code="old", label=f"cpu t{best} old"))
-        if args.busy:
-            for threads in args.threads:
-                label = f"cpu t{threads} busy{args.busy}"
-                result.append(Case("cpu", args.cpu_batch, threads, busy=args.busy, label=label))
-    if "ref" in args.configs:
-        best = max(args.threads)
-        result.append(Case("ref", 8, best, step_code="old", label=f"ref t{best} old"))
+            label = f"cpu t{threads} adamw busy{args.busy}"
+            case = Case("cpu", args.cpu_batch, threads, "adamw", busy=args.busy, label=label)
+            result.append(case)
     return result
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
     header = (
         f"{'case':22s} {'params':>7s} {'GFLOP':>7s} {'step s':>7s} {'smp/s':>6s} {'MFU':>5s} "
-        f"{'peak':>5s} {'data':>5s} {'fwd':>5s} {'bwd':>5s} {'opt':>5s} {'RSS MB':>7s}"
+        f"{'peak':>5s} {'data':>5s} {'fwd':>5s} {'bwd':>5s} {'opt':>5s} {'RSS MB':>7s} "
+        f"{'CPU s':>6s} {'MFU/CPU':>7s} {'load':>5s}"
     )
     print(header)
     for r in results:
@@ -276,7 +287,8 @@ def print_table(results: list[dict[str, Any]]) -> None:
             f"{r['label']:22s} {r['params_m']:6.2f}M {r['gflop_per_step']:7.1f} "
             f"{r['step_s']:7.3f} {r['samples_per_s']:6.1f} {100 * r['mfu']:4.0f}% "
             f"{r['peak_gflops']:5.0f} {share('data')} {share('forward')} {share('backward')} "
-            f"{share('optimizer')} {r['peak_rss_mb']:7.0f}"
+            f"{share('optimizer')} {r['peak_rss_mb']:7.0f} {r['cpu_s']:6.2f} "
+            f"{100 * r['mfu_cpu_time']:6.0f}% {r.get('load', 0.0):5.1f}"
         )
 
 
@@ -296,10 +308,12 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as folder:
         for case in cases(args):
+            load = os.getloadavg()[0]
             result = run_case(case, args.steps, folder)
-            result["load"] = os.getloadavg()[0]
+            result["load"] = (load + os.getloadavg()[0]) / 2
             results.append(result)
             print_table([result])
+            sys.stdout.flush()
     print("\nall cases:")
     print_table(results)
     if args.out:
