@@ -21,6 +21,8 @@ Rows:
   AdamW, and ``optim.training_step``), on the same config and data;
 - ``adamw``: the loop's step with AdamW only (fused kernel); the default rows use Muon for
   the block matrices (its Newton-Schulz runs in bfloat16, slow without bfloat16 units);
+- first, the optimiser step alone on random gradients: Muon + per-parameter AdamW (the old
+  default), Muon + fused AdamW, AdamW, fused AdamW;
 - ``busy N``: the AdamW step while N child processes run single-threaded matmuls beside it,
   for each thread count (the variants above use the first thread count given).
 
@@ -228,6 +230,35 @@ def _measure(case: Case, steps: int, folder: str) -> dict[str, Any]:
     return result
 
 
+def optimizer_steps(config_name: str, threads: int, repeats: int = 5) -> dict[str, float]:
+    """Median seconds of one optimiser step alone (random gradients), per optimiser variant."""
+    from wallwm_core.model.wallwm import build_model
+    from wallwm_core.training.optim import MuonAdamW
+
+    torch.set_num_threads(threads)
+    config = model_config(config_name)
+    model = build_model(config)
+    for parameter in model.parameters():
+        parameter.grad = torch.randn_like(parameter)
+    variants = {
+        "muon + adamw (old)": {},
+        "muon + fused adamw": {"fused": True},
+        "adamw": {"use_muon": False},
+        "fused adamw": {"use_muon": False, "fused": True},
+    }
+    result = {}
+    for name, options in variants.items():
+        optimizer = MuonAdamW(model, config.optimizer, **options)
+        optimizer.step()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            optimizer.step()
+            times.append(time.perf_counter() - start)
+        result[name] = statistics.median(times)
+    return result
+
+
 def _busy_worker(stop: Any) -> None:
     torch.set_num_threads(1)
     a = torch.randn(512, 512)
@@ -300,11 +331,20 @@ def main() -> None:
     parser.add_argument("--cpu-batch", type=int, default=32)
     parser.add_argument("--busy", type=int, default=2, help="busy child processes (0: skip)")
     parser.add_argument("--out", default="", help="also write the results as JSON")
+    parser.add_argument("--optimizer-only", action="store_true", help="only the optimiser table")
     args = parser.parse_args()
     print(
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  {platform.processor() or platform.machine()}"
         f"  {os.cpu_count()} CPUs  torch {torch.__version__}  load {os.getloadavg()[0]:.1f}"
     )
+    print(f"optimizer step alone, {args.threads[0]} thread(s), seconds (median of 5):")
+    optimizer_results = {}
+    for name in args.configs:
+        optimizer_results[name] = optimizer_steps(name, args.threads[0])
+        cells = "  ".join(f"{k} {v:.4f}" for k, v in optimizer_results[name].items())
+        print(f"  {name:5s} {cells}", flush=True)
+    if args.optimizer_only:
+        return
     results = []
     with tempfile.TemporaryDirectory() as folder:
         for case in cases(args):
@@ -317,7 +357,8 @@ def main() -> None:
     print("\nall cases:")
     print_table(results)
     if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=1))
+        data = {"cases": results, "optimizer_step_s": optimizer_results}
+        Path(args.out).write_text(json.dumps(data, indent=1))
 
 
 if __name__ == "__main__":

@@ -81,7 +81,8 @@ class ModelRunner(nn.Module):
         return fn(self.model, *args, **kwargs)
 
 
-BLOCK_CONTAINERS = ("video_tower.blocks", "action_tower.blocks", "text_encoder.layers")
+BLOCK_LISTS = ("blocks", "layers")
+ROOT_UNIT_PREFIXES = ("action_tower.",)
 
 
 def wrap(runner: ModelRunner, info: DistInfo, parallel: str) -> nn.Module:
@@ -94,20 +95,26 @@ def wrap(runner: ModelRunner, info: DistInfo, parallel: str) -> nn.Module:
         return nn.parallel.DistributedDataParallel(runner, device_ids=device_ids)
     from torch.distributed.fsdp import fully_shard
 
-    for name in BLOCK_CONTAINERS:
-        container = runner.model.get_submodule(name) if _has(runner.model, name) else None
-        for block in container or ():
-            fully_shard(block)
+    for block in transformer_blocks(runner.model):
+        fully_shard(block)
     fully_shard(runner)
     return runner
 
 
-def _has(module: nn.Module, name: str) -> bool:
-    try:
-        module.get_submodule(name)
-    except AttributeError:
-        return False
-    return True
+def transformer_blocks(model: nn.Module) -> list[nn.Module]:
+    """The FSDP2 sharding units below the root: the blocks of every ``blocks`` / ``layers``
+    ModuleList whose parameters are only used inside the block's own ``forward`` (FSDP2
+    gathers a unit's parameters in its forward hooks). The action tower's blocks are not: the
+    video keys/values are computed once per window by a block method, so they stay in the
+    root unit."""
+    return [
+        block
+        for name, module in model.named_modules()
+        if isinstance(module, nn.ModuleList)
+        and name.rsplit(".", 1)[-1] in BLOCK_LISTS
+        and not name.startswith(ROOT_UNIT_PREFIXES)
+        for block in module
+    ]
 
 
 def all_reduce(tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:

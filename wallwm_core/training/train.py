@@ -271,10 +271,17 @@ def ema_weights(state: TrainState) -> Iterator[None]:
 # ----------------------------------------------------------------------------------------------
 # saving and restoring
 # ----------------------------------------------------------------------------------------------
+def _state_tensors(state: TrainState) -> dict[str, torch.Tensor]:
+    """The model's state dict without tied aliases (FSDP2 shards keep their names)."""
+    if not state.fsdp:
+        return unique_state_dict(state.model)[0]
+    keys = unique_state_dict(build_model(state.model.config, "meta"))[0]
+    return {k: v for k, v in state.model.state_dict().items() if k in keys}
+
+
 def full_model_state(state: TrainState) -> dict[str, torch.Tensor]:
     """The raw weights as full CPU tensors (collective under FSDP2: call on every rank)."""
-    tensors, _ = unique_state_dict(state.model)
-    return {k: full_tensor(v).detach().cpu() for k, v in tensors.items()}
+    return {k: full_tensor(v).detach().cpu() for k, v in _state_tensors(state).items()}
 
 
 def full_optimizer_state(state: TrainState) -> dict[str, Any]:
@@ -377,7 +384,7 @@ def restore(state: TrainState, step_dir: Path) -> None:
     params = dict(state.model.named_parameters())
     buffers = dict(state.model.named_buffers())
     with torch.no_grad():
-        for name, tensor in unique_state_dict(state.model)[0].items():
+        for name, tensor in _state_tensors(state).items():
             if name not in saved["model"]:
                 raise CheckpointError(f"{step_dir}: training state misses weight {name!r}")
             target = params.get(name, buffers.get(name))

@@ -111,8 +111,10 @@ def evaluate(
 ) -> dict[str, float]:
     """Validation metrics (see the module doc) over ``indices`` of ``dataset``; every rank
     calls this with the same ``indices`` and takes its share."""
+    # Interleaved shares: the first k windows of every rank together are the first
+    # k * world_size windows, so the open-loop set is the same for any number of processes.
     share = len(indices) // info.world_size
-    mine = list(indices[info.rank * share : (info.rank + 1) * share])
+    mine = list(indices[info.rank :: info.world_size][:share])
     open_loop = open_loop_windows // info.world_size
     num_arms = model.config.action.num_arms
     loss_sums = torch.zeros(len(LOSS_NAMES) + 1, dtype=torch.float64)
