@@ -210,3 +210,15 @@ def test_cli_refuses_existing_run_and_other_model_on_resume(tmp_path: Path) -> N
 def test_invalid_values_exit_2(tmp_path: Path, bad: str) -> None:
     code = train.main([SMOKE, f"run_dir={tmp_path / 'r'}", "train.grad_accum_steps=2", bad])
     assert code == 2 and not (tmp_path / "r").exists()
+
+
+class DatasetError(ValueError):
+    """Stands in for the data side's DatasetError (matched by name)."""
+
+
+def test_dataset_error_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    def prepare(*_args, **_kwargs):
+        raise DatasetError("demos: no episodes.jsonl in this folder")
+
+    code = train.main([SMOKE, f"run_dir={tmp_path / 'r'}"], prepare=prepare)
+    assert code == 2 and not (tmp_path / "r").exists()
