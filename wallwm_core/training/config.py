@@ -303,6 +303,16 @@ def check_keys(cls: type, data: Mapping[str, Any], prefix: str = "") -> None:
             check_keys(inner, value, f"{prefix}{key}.")
 
 
+def _number_or(value: Any) -> Any:
+    """YAML 1.1 reads ``3e-4`` (no dot) as a string; on the command line it means a number."""
+    if isinstance(value, str):
+        try:
+            return float(value) if any(c in value.lower() for c in ".e") else int(value)
+        except ValueError:
+            return value
+    return value
+
+
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """A copy of ``data`` with each ``dotted.key=value`` set (value parsed as YAML)."""
     result = yaml.safe_load(yaml.safe_dump(data))  # a deep copy of plain data
@@ -311,7 +321,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
         if not sep or not key:
             raise ConfigError(f"override {item!r} must look like section.key=value")
         try:
-            value = yaml.safe_load(text)
+            value = _number_or(yaml.safe_load(text))
         except yaml.YAMLError as error:
             raise ConfigError(f"override {item!r}: value is not valid YAML: {error}") from error
         node = result
