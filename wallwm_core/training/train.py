@@ -691,10 +691,12 @@ def _run(
             done = step == config.train.steps
             evaluate_now = step % config.train.eval_interval == 0 or done
             save_now = step % config.train.checkpoint_interval == 0 or done or flags.item() > 0
+            pause = time.perf_counter()
             if evaluate_now:
                 validate_and_save(save_now)
             elif save_now:
                 save_step(state, context)
+            window_start += time.perf_counter() - pause  # samples/s counts training time only
             if flags.item() > 0:
                 exit_code = EXIT_SIGNAL.get(signal.Signals(int(flags.item())), 130)
                 log(f"stopped by signal at step {step}; resume with --resume {run_dir}")
