@@ -25,7 +25,7 @@ REPLAY_END_HOLD_S = 0.3
 
 def record_expert_episode(task: str, seed: int, variant: str, output: Path) -> Path:
     """Run the scripted expert once (no cameras) and return the episode directory."""
-    from wallwm_sim.episode_format import list_episodes
+    from wallwm_core.episode_format import list_episodes
     from wallwm_sim.generate_demos import generate
 
     generate(output, [task], [seed], [variant], cameras=(), min_score=0.0, show_progress=False)
@@ -45,7 +45,7 @@ def replay_events_from_episode(
     end_hold_s: float = REPLAY_END_HOLD_S,
 ) -> tuple[dict, list[str]]:
     """(ReplayConfig as a dict, the event instructions in order) from a recorded episode."""
-    from wallwm_sim.episode_format import read_episode
+    from wallwm_core.episode_format import read_episode
 
     episode = read_episode(episode_dir, load_frames=False)
     lowdim = episode.lowdim
