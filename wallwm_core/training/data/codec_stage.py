@@ -73,7 +73,8 @@ def train_codec(
         optimizer.step()
         if step % report_every == 0 or step == steps:
             # MSE in [-1, 1] units is 4x the MSE in [0, 1] units.
-            log(f"codec step {step}/{steps}: train PSNR {psnr_from_mse(float(loss.detach()) / 4):.2f} dB")
+            psnr = psnr_from_mse(float(loss.detach()) / 4)
+            log(f"codec step {step}/{steps}: train PSNR {psnr:.2f} dB")
     return codec.eval().cpu()
 
 

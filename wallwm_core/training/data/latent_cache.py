@@ -8,8 +8,9 @@ difference rebuilds the cache (into a temporary folder renamed into place when c
 equal one reuses it. float16 halves the disk and page-cache traffic; its rounding (3 significant
 digits) is far below the codec's reconstruction error.
 
-Several processes (torchrun ranks) should not build the same cache at once: prepare the data
-on one rank first, the others then find a complete cache and reuse it.
+Concurrent preparations (torchrun ranks, two runs on one dataset) take turns under a file lock
+held by :func:`~wallwm_core.training.data.prepare_data`: the first builds, the others reuse. A
+run still reading a replaced cache keeps its (unlinked) memory map.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import math
@@ -291,6 +293,19 @@ def _event_labels(
     return labels[index.reshape(-1)]
 
 
+@contextlib.contextmanager
+def _cache_lock(cache_dir: Path):
+    """An exclusive lock on the cache folder: concurrent preparations (torchrun ranks, two
+    runs on one dataset) take turns, and the later ones reuse what the first one built."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with (cache_dir / ".lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _seed_digest(seeds: list[int]) -> str:
     return hashlib.sha256(json.dumps(seeds).encode()).hexdigest()
 
@@ -346,20 +361,21 @@ def prepare_data(
             ]
         ).encode()
     ).hexdigest()
-    codec, psnr, trained = _codec(
-        config,
-        model_config,
-        cache_dir,
-        codec_fp,
-        encoder,
-        [episodes[i] for i in train_ids],
-        [episodes[i] for i in val_ids],
-        device,
-        log,
-    )
-    encoder.codec = codec.to(device)
-    latent_fp = cache_fingerprint(dataset_fp, weights_digest(codec), deployment.cameras)
-    cache = open_or_build(cache_dir / "latents", latent_fp, episodes, encoder, log)
+    with _cache_lock(cache_dir):
+        codec, psnr, trained = _codec(
+            config,
+            model_config,
+            cache_dir,
+            codec_fp,
+            encoder,
+            [episodes[i] for i in train_ids],
+            [episodes[i] for i in val_ids],
+            device,
+            log,
+        )
+        encoder.codec = codec.to(device)
+        latent_fp = cache_fingerprint(dataset_fp, weights_digest(codec), deployment.cameras)
+        cache = open_or_build(cache_dir / "latents", latent_fp, episodes, encoder, log)
     codec = codec.cpu().eval()
     for parameter in codec.parameters():
         parameter.requires_grad_(False)
