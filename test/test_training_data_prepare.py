@@ -4,6 +4,7 @@ windows of generated demos that give the model exactly the inputs deployment giv
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -118,7 +119,7 @@ def test_generated_demos_give_deployment_inputs(generated_demos, tmp_path, tiny)
         cache_dir=str(tmp_path / "cache"),
     )
     data = prepare_data(config, tiny, log=lambda _: None)
-    report = data.report
+    report = json.loads(json.dumps(data.report))  # JSON-able
     assert report["episodes"] == {"train": 2, "val": 2}
     assert not set(report["seeds"]["train"]) & set(report["seeds"]["val"])
     train_seeds = {data.train.window_info(i)["seed"] for i in range(len(data.train))}
