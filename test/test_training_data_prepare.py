@@ -107,6 +107,20 @@ def test_prepare_reports_dataset_errors(tmp_path, tiny) -> None:
     config = DataConfig(paths=(str(tmp_path / "one"),), val_fraction=0.0, oversize_events="skip")
     with pytest.raises(DatasetError, match=r"2 skipped as longer than limits\.max_event_s"):
         prepare_data(config, short, log=lambda _: None)
+    # Split instead: 2.0 s -> 2 pieces, 3.94 s -> 4 pieces, counted in the report.
+    config = dataclasses.replace(
+        config, oversize_events="split", codec_steps=1, cache_dir=str(tmp_path / "cache")
+    )
+    data = prepare_data(config, short, log=lambda _: None)
+    assert data.report["oversize_events"] == {
+        "policy": "split",
+        "limit_s": 1.0,
+        "split": 2,
+        "pieces": 6,
+        "skipped": 0,
+    }
+    lengths = [data.train.window_info(i)["event_length_s"] for i in range(len(data.train))]
+    assert max(lengths) <= 1.0
 
 
 def test_generated_demos_give_deployment_inputs(generated_demos, tmp_path, tiny) -> None:
