@@ -38,7 +38,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
 from wallwm_core.action_chunk import NS_PER_S
-from wallwm_core.action_tokens import poses_to_tokens
+from wallwm_core.action_tokens import TOKEN_DIM_PER_ARM, poses_to_tokens
 from wallwm_core.inference.event_mode import steps_for_duration
 from wallwm_core.model.config import ModelConfig
 from wallwm_core.training.data.config import DataConfig
@@ -198,7 +198,7 @@ def window_starts(episode: EpisodeData, event: Event, stride_ns: float) -> list[
 
 
 def command_tokens(episode: EpisodeData, query_ns: np.ndarray) -> np.ndarray:
-    """Recorded commands interpolated at ``query_ns`` ``[Q]`` -> raw tokens ``[Q, 10]``.
+    """Recorded commands interpolated at ``query_ns`` ``[Q]`` -> single-arm tokens ``[Q, 10]``.
 
     Position and gripper: linear in time; rotation: slerp; clamped to the recorded span.
     """
@@ -243,7 +243,7 @@ def cut_episode(
     num = len(rows)
     counts.windows = num
     frames = np.full((num, timing.num_frames), -1, dtype=np.int64)
-    tokens = np.zeros((num, timing.window_steps, 10), dtype=np.float64)
+    tokens = np.zeros((num, timing.window_steps, TOKEN_DIM_PER_ARM))
     query, owners = [], []
     for row, (_, frame, steps, _) in enumerate(rows):
         t0 = int(times[frame])
@@ -290,7 +290,7 @@ def concatenate(tables: list[WindowTable], timing: Timing, state_dim: int) -> Wi
     if not tables:
         return WindowTable(
             frames=np.zeros((0, timing.num_frames), np.int64),
-            tokens=np.zeros((0, timing.window_steps, 10)),
+            tokens=np.zeros((0, timing.window_steps, TOKEN_DIM_PER_ARM)),
             num_steps=np.zeros(0, np.int64),
             state=np.zeros((0, state_dim)),
             event_length_s=np.zeros(0),
