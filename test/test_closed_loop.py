@@ -26,9 +26,9 @@ from wallwm_msgs.srv import GetTaskProgress, ResetSimulation
 from wallwm_ros import qos
 from wallwm_ros.background_spinner import BackgroundSpinner
 from wallwm_ros.bringup import PolicyChoice, sim_bringup
+from wallwm_ros.closed_loop.expert_replay import write_expert_replay
+from wallwm_ros.closed_loop.inprocess_bringup import InProcessBringup
 from wallwm_ros.controller_node import ESTOP_QOS
-from wallwm_ros.expert_replay import write_expert_replay
-from wallwm_ros.inprocess_bringup import InProcessBringup
 from wallwm_ros.send_goal import execute_task
 
 CONFIG = Path(__file__).resolve().parents[1] / "wallwm_bringup" / "config"

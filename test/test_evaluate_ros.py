@@ -15,7 +15,7 @@ from conftest import REPO_ROOT, child_env
 
 def _evaluate(*args: str, timeout_s: float = 400.0) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "wallwm_ros.evaluate_ros", *args],
+        [sys.executable, "-m", "wallwm_ros.closed_loop.evaluate_ros", *args],
         env=child_env(),
         cwd=REPO_ROOT,
         capture_output=True,

@@ -9,7 +9,8 @@ Writes ``report.json`` (per-episode results, per-task and suite means), ``task_p
 
 A policy is any object following :class:`wallwm_sim.policy.Policy`; ``--policy module:factory``
 names a callable returning one. To evaluate the ROS nodes (policy node + controller node driving
-the sim node) over tasks x seeds, use ``python -m wallwm_ros.evaluate_ros``: same report format.
+the sim node) over tasks x seeds, use ``python -m wallwm_ros.closed_loop.evaluate_ros``: same
+report format.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ def write_untrained_checkpoint(out: Path, config: str = "tiny") -> Path:
     """Write the checkpoint directory ``out`` (see the module doc) and return it."""
     from wallwm_core.checkpoint import init_checkpoint, load_demo_arrays, save_checkpoint
     from wallwm_core.model.config import load_model_config
-    from wallwm_ros.expert_replay import record_expert_episode
+    from wallwm_ros.closed_loop.expert_replay import record_expert_episode
 
     robot = load_robot_config(bringup_config("robots/sim_arm.yaml"))
     episodes = [

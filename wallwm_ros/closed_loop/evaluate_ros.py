@@ -1,7 +1,9 @@
 """Evaluation through the ROS nodes: a policy served by the policy node over tasks x seeds.
 
-    python -m wallwm_ros.evaluate_ros --policy expert --tasks all --seeds 0-2 --output build/eval_ros
-    python -m wallwm_ros.evaluate_ros --policy wallwm [--checkpoint DIR] --seeds 0-4 --output ...
+    python -m wallwm_ros.closed_loop.evaluate_ros --policy expert --tasks all --seeds 0-2 \
+        --output build/eval_ros
+    python -m wallwm_ros.closed_loop.evaluate_ros --policy wallwm [--checkpoint DIR] --seeds 0-4 \
+        --output ...
 
 One in-process bringup (the nodes and parameters of ``sim.launch.py``, talking over DDS) serves
 every episode. Per (task, variant, seed) the sim node is reset, the task goes to the policy
@@ -36,10 +38,10 @@ from wallwm_core.outcome import Outcome
 from wallwm_ros.background_spinner import BackgroundSpinner
 from wallwm_ros.bringup import NodeSpec, PolicyChoice, sim_bringup
 from wallwm_ros.bringup_paths import bringup_config
-from wallwm_ros.inprocess_bringup import InProcessBringup
+from wallwm_ros.closed_loop.inprocess_bringup import InProcessBringup
+from wallwm_ros.closed_loop.sim_checkpoint import UNTRAINED_NOTE, checkpoint_for_sim
+from wallwm_ros.closed_loop.sim_episode import EpisodeError, RosEpisode, SimEpisodeRunner
 from wallwm_ros.send_goal import NoServerError
-from wallwm_ros.sim_checkpoint import UNTRAINED_NOTE, checkpoint_for_sim
-from wallwm_ros.sim_episode import EpisodeError, RosEpisode, SimEpisodeRunner
 from wallwm_sim.cli_args import add_episode_arguments
 from wallwm_sim.evaluate import EvalReport, format_table, write_report
 from wallwm_sim.rollout import EpisodeResult
@@ -148,7 +150,7 @@ def _ros_session(specs: Sequence[NodeSpec]) -> Iterator[tuple[InProcessBringup, 
 
 def evaluate_through_ros(config: RosEvalConfig, show_progress: bool = True) -> EvalReport:
     """Run every (task, variant, seed) of ``config`` through the ROS nodes (see the module doc)."""
-    from wallwm_ros.expert_replay import write_expert_replay
+    from wallwm_ros.closed_loop.expert_replay import write_expert_replay
 
     config.workdir.mkdir(parents=True, exist_ok=True)
     jobs = config.jobs()
@@ -221,7 +223,7 @@ def evaluate_through_ros(config: RosEvalConfig, show_progress: bool = True) -> E
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m wallwm_ros.evaluate_ros", description=__doc__.split("\n")[0]
+        prog="python -m wallwm_ros.closed_loop.evaluate_ros", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--policy", choices=POLICIES, default="expert")
     parser.add_argument("--checkpoint", default="", help="WALL-WM checkpoint directory")
