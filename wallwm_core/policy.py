@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from wallwm_core.action_chunk import ActionChunk
-from wallwm_core.model.sight_cone import CameraGeometry
+from wallwm_core.camera_geometry import CameraGeometry
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,7 +16,7 @@ import math
 import mujoco
 import numpy as np
 
-from wallwm_core.model.sight_cone import CameraGeometry
+from wallwm_core.camera_geometry import CameraGeometry
 from wallwm_sim import cameras, description, scene
 from wallwm_sim.rendering import CameraRenderer
 from wallwm_sim.state import SceneState, read_scene_state

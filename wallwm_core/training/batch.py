@@ -13,8 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from wallwm_core.camera_geometry import CameraGeometry
 from wallwm_core.model.config import ModelConfig, SightConeConfig
-from wallwm_core.model.sight_cone import CameraGeometry, sight_cone_allowed
+from wallwm_core.model.sight_cone import sight_cone_allowed
 from wallwm_core.tokenizer import ByteTokenizer
 
 
