@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from wallwm_core.camera_geometry import CameraGeometry
+from wallwm_core.model.config import SightConeConfig
 
 # Axes whose squared sine of the angle between them is below this are treated as parallel.
 PARALLEL_SIN2_TOLERANCE = 1e-10
@@ -211,3 +212,28 @@ def sight_cone_bias(
     same_frame = frame[:, None] == frame[None, :]
     blocked = same_frame & ~allowed.repeat(num_frames, num_frames)
     return bias.masked_fill(blocked, float("-inf"))
+
+
+def cross_view_allowed_from_cameras(
+    cameras: Sequence[Sequence[CameraGeometry]],
+    grid_hw: tuple[int, int],
+    sight_cone: SightConeConfig,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Sight-cone masks ``[B, V*N, V*N]`` for ``B`` samples' camera rigs on the patch grid.
+
+    ``cameras[b]`` holds sample ``b``'s V cameras in view order; ``grid_hw`` is the token grid
+    of one latent frame (latent size / patch size, e.g. ``config.patch_grid((h, w))``).
+    """
+    masks = [
+        sight_cone_allowed(
+            rig,
+            grid_hw,
+            sight_cone.d_min,
+            sight_cone.d_max,
+            sight_cone.radius_scale,
+            device=device,
+        )
+        for rig in cameras
+    ]
+    return torch.stack(masks)
