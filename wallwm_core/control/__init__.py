@@ -22,7 +22,8 @@ from wallwm_core.control.controller import (
     SubmitResult,
 )
 from wallwm_core.control.kinematics import ArmKinematics, IkResult, Pose
-from wallwm_core.control.loop_runner import ControlLoop, LoopStats, LoopTick
+from wallwm_core.control.loop_runner import ControlLoop, LoopTick
+from wallwm_core.control.loop_stats import LoopStats
 
 __all__ = [
     "ArmControlConfig",
