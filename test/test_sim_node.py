@@ -26,6 +26,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from wallwm_core.action_chunk import NS_PER_S
 from wallwm_core.config_loading import ConfigError
 from wallwm_msgs.srv import GetTaskProgress, ResetSimulation
 from wallwm_ros import qos
@@ -41,7 +42,6 @@ from wallwm_sim.joint_trajectory import (
 from wallwm_sim.sim import HOME_JOINT_POSITIONS
 from wallwm_sim.tasks import get_task
 
-NS_PER_S = 1_000_000_000
 HOME = np.array(HOME_JOINT_POSITIONS)
 ARM = description.ARM_JOINT_NAMES
 # Control 100 Hz (10 ms), no cameras unless a test asks for them.

@@ -47,6 +47,7 @@ from sensor_msgs.msg import JointState as JointStateMsg
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
+from wallwm_core.action_chunk import NS_PER_S
 from wallwm_core.config_loading import ConfigError
 from wallwm_msgs.srv import GetTaskProgress, ResetSimulation
 from wallwm_ros import qos
@@ -66,7 +67,6 @@ from wallwm_sim.sim import InvalidCommandError, JointState, SimConfig, TabletopS
 from wallwm_sim.sim_loop import LoopConfig, LoopCounters, LoopRates, SimulationLoop
 from wallwm_sim.tasks import TASK_NAMES, TaskError, get_task
 
-NS_PER_S = 1_000_000_000
 REJECTION_LOG_PERIOD_S = 2.0
 BEHIND_LOG_PERIOD_S = 10.0
 BEHIND_REAL_TIME_FACTOR = 0.9  # real_time runs below this factor count as falling behind
