@@ -6,9 +6,9 @@ Serving an event (what the ROS policy node calls):
   the sampling noise (``inference.seed`` and the event id), so a run is reproducible.
 - ``next_chunk(observation)``, **event mode** (default): every call predicts the *rest of the
   event* from the fresh observation. The Δt head estimates the remaining time; the chunk has
-  ``ceil(Δt * control_hz)`` steps, at most ``limits.max_action_steps`` and at most the steps
-  left in ``max_duration_ns``; so the first call predicts the whole event and later calls
-  re-plan the remainder. ``ends_event`` is set when the predicted remainder fits in this chunk.
+  ``round(Δt * control_hz)`` steps (halves up, at least 1), at most ``limits.max_action_steps``
+  and at most the steps left in ``max_duration_ns``; so the first call predicts the whole event
+  and later calls re-plan the remainder. ``ends_event`` is set when the predicted remainder fits in this chunk.
   ``predicted_remaining_ns`` is Δt; ``progress = elapsed / (elapsed + Δt)`` with ``elapsed``
   measured from the event's first observation.
 - **unified mode** (``inference.mode = "unified"``): fixed chunks of ``unified.chunk_steps``
@@ -432,7 +432,7 @@ class WallWMPolicy:
     ) -> ChunkPrediction:
         """Event mode: the actions (and video) of the rest of the event from ``observation``.
 
-        The chunk has ``ceil(Δt * control_hz)`` steps within ``[1, min(max_action_steps,
+        The chunk has ``round(Δt * control_hz)`` steps within ``[1, min(max_action_steps,
         max_steps)]``; ``ends_event``/``covers_event`` when the predicted remainder fits.
         """
         text = self.encode_instruction(instruction)
