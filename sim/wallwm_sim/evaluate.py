@@ -8,9 +8,8 @@ Writes ``report.json`` (per-episode results, per-task and suite means), ``task_p
     python -m wallwm_sim.evaluate --policy my_pkg.policies:make_policy ...
 
 A policy is any object following :class:`wallwm_sim.policy.Policy`; ``--policy module:factory``
-names a callable returning one. To evaluate the ROS nodes (policy node + controller node driving
-the sim node) over tasks x seeds, use ``python -m wallwm_ros.closed_loop.evaluate_ros``: same
-report format.
+names a callable returning one. The ROS evaluation of the wallwm package (policy node +
+controller node driving the sim node, over tasks x seeds) writes the same report format.
 """
 
 from __future__ import annotations
