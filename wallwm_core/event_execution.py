@@ -143,12 +143,12 @@ def run_event(
         if (reason := io.interruption()) is not None:
             return reason
         elapsed = io.now_ns() - start_ns
-        if elapsed >= limits.timeout_ns:
+        if elapsed > limits.timeout_ns:  # the limit itself is allowed, as in the planner
             return (
                 Outcome.TIMED_OUT,
                 f"goal timeout of {limits.timeout_ns / NS_PER_S:.3f} s reached",
             )
-        if elapsed >= limits.max_duration_ns:
+        if elapsed > limits.max_duration_ns:
             return (
                 Outcome.TIMED_OUT,
                 f"event exceeded max duration {limits.max_duration_ns / NS_PER_S:.3f} s",
