@@ -235,11 +235,12 @@ class SimulatedArm:
 
 
 class _TimedPolicy:
-    """Forwards to an EventPolicy and keeps the wall time of the last ``next_chunk``."""
+    """Forwards to an EventPolicy; keeps the wall time of the last ``next_chunk`` until taken."""
 
     def __init__(self, policy: EventPolicy) -> None:
         self.policy = policy
         self.last_latency_ns = 0
+        self.uncharged = False  # a chunk was inferred and its time not yet charged
 
     def start_event(self, instruction: str, event_id: int, max_duration_ns: int) -> None:
         self.policy.start_event(instruction, event_id, max_duration_ns)
@@ -250,6 +251,7 @@ class _TimedPolicy:
             return self.policy.next_chunk(observation)
         finally:
             self.last_latency_ns = time.perf_counter_ns() - started
+            self.uncharged = True
 
 
 class _SimulatedTimeIO:
@@ -280,15 +282,23 @@ class _SimulatedTimeIO:
         return observation
 
     def interruption(self) -> Interruption | None:
-        return None  # nobody cancels or preempts a goal here
+        """Nobody cancels or preempts a goal here. The event loop asks right after inference
+        (before it publishes the chunk): that is where the inference time is charged, so a
+        chunk finished after the goal's deadline is dropped as the policy node drops it."""
+        if self._policy.uncharged:
+            self._policy.uncharged = False
+            self._charge_inference_time()
+        return None
 
-    def publish_chunk(self, chunk: ActionChunk) -> None:
+    def _charge_inference_time(self) -> None:
         if self._settings.latency == "measured":
             delay_ns = self._policy.last_latency_ns
         else:
             delay_ns = round(self._settings.fixed_latency_s * NS_PER_S)
         self.charged_ns.append(delay_ns)
         self.arm.advance_to(self.arm.time_ns + delay_ns)
+
+    def publish_chunk(self, chunk: ActionChunk) -> None:
         result = self.arm.submit(chunk)
         if not result.accepted:
             self.rejected_chunks.append(result.reason)
