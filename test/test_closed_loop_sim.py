@@ -21,6 +21,7 @@ from wallwm_sim.closed_loop_policy import (
     ClosedLoopPolicy,
     ClosedLoopSettings,
     SimulatedArm,
+    wallwm_closed_loop,
 )
 from wallwm_sim.evaluate import EvalReport, format_table, main
 from wallwm_sim.event_rubric import (
@@ -30,7 +31,7 @@ from wallwm_sim.event_rubric import (
     judge,
     verdicts_at_episode_end,
 )
-from wallwm_sim.sim import TabletopSim
+from wallwm_sim.sim import HOME_JOINT_POSITIONS, TabletopSim
 from wallwm_sim.tasks import TASKS, get_task
 
 
@@ -107,6 +108,23 @@ def test_measured_latency_is_charged_to_simulated_time(tiny_checkpoint, tmp_path
         episode = json.loads((out / "report.json").read_text())["episodes"][0]
         counts[latency] = len(episode["chunk_latencies_ms"])
     assert counts["300"] <= 2 < counts["none"]
+
+
+def test_an_episode_repeats_exactly_without_latency(tiny_checkpoint):
+    """Inference on simulated time and event ids per episode: the same episode twice, with
+    another episode between, gives the same commands and outcomes."""
+    policy = wallwm_closed_loop(tiny_checkpoint, ClosedLoopSettings(image_size=64))
+    runs = []
+    with TabletopSim(policy.sim_config()) as sim:
+        for seed in (0, 1, 0):
+            result = policy.run_episode(sim, "push_to_target", seed, max_duration_s=0.6).result
+            runs.append((result, sim.joint_command, sim.gripper_command))
+    (first, q_first, g_first), _, (again, q_again, g_again) = runs
+    np.testing.assert_array_equal(q_first, q_again)
+    assert g_first == g_again
+    assert (first.score, first.event_outcomes) == (again.score, again.event_outcomes)
+    assert [v.chunks for v in first.events] == [v.chunks for v in again.events]
+    assert np.max(np.abs(q_first - HOME_JOINT_POSITIONS)) > 0.01  # the arm did move
 
 
 def _settings() -> ClosedLoopSettings:

@@ -345,23 +345,31 @@ def event_verdicts(
     return tuple(verdicts)
 
 
+EpisodePolicy = Callable[[str, int, str], tuple[EventPolicy, Sequence[str] | None]]
+
+
 class ClosedLoopPolicy:
     """An :class:`~wallwm_core.policy.EventPolicy` plus how to run it in closed loop.
 
     ``cameras``: the views the policy reads (rendered at the camera rate); observations come at
-    the camera rate either way, as the policy node's synchroniser gives them.
+    the camera rate either way, as the policy node's synchroniser gives them. ``per_episode``
+    instead of ``policy``: ``(task, seed, variant) -> (policy, events or None)`` for policies
+    made for one episode (the scripted expert's replay).
     """
 
     def __init__(
         self,
-        policy: EventPolicy,
+        policy: EventPolicy | None,
         cameras: Sequence[str],
         settings: ClosedLoopSettings | None = None,
+        per_episode: EpisodePolicy | None = None,
     ) -> None:
+        if (policy is None) == (per_episode is None):
+            raise ValueError("give exactly one of policy and per_episode")
         self.policy = policy
+        self.per_episode = per_episode
         self.cameras = tuple(cameras)
         self.settings = settings or ClosedLoopSettings()
-        self._urdf = description.urdf_string()
 
     def sim_config(self) -> SimConfig:
         return self.settings.sim_config()
@@ -389,6 +397,11 @@ class ClosedLoopPolicy:
                 f"{settings.control_period_ns} ns (ClosedLoopPolicy.sim_config())"
             )
         limit_s = get_task(task).time_limit_s if max_duration_s is None else max_duration_s
+        policy = self.policy
+        if self.per_episode is not None:
+            policy, episode_events = self.per_episode(task, seed, variant)
+            events = episode_events if events is None else events
+        assert policy is not None
         instance = sim.reset(task, seed, variant)
         assert instance is not None
         frames: list[np.ndarray] = []
@@ -403,7 +416,7 @@ class ClosedLoopPolicy:
             sim, settings.make_controller(), cameras, settings.camera_period_ns, keep_frame
         )
         arm.begin()
-        timed = _TimedPolicy(self.policy)
+        timed = _TimedPolicy(policy)
         io = _SimulatedTimeIO(arm, timed, settings)
         task_timeout_ns = round(limit_s * NS_PER_S)
         event_ns = round(settings.max_event_duration_s * NS_PER_S)

@@ -229,6 +229,8 @@ def evaluate_policy(
     its goal ends (done, given up, or the time limit), as the ROS harness does.
     """
     policy = make_policy()
+    if isinstance(policy, ClosedLoopPolicy):
+        sim_config = policy.sim_config()  # the sim node's control rate and image size
     episodes: list[EpisodeResult] = []
     jobs = [
         (task, variant, seed)
