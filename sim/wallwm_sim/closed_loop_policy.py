@@ -199,18 +199,23 @@ class SimulatedArm:
         now = self.sim.time_ns
         measured = self.sim.joint_state().positions[self._arm_slots]
         command = self.controller.update(now, measured, now)
-        try:
-            if command.positions is not None:
-                self.sim.set_joint_command(command.positions)
-            if command.gripper is not None:
-                self.sim.set_gripper_command(float(command.gripper[0]))
-        except InvalidCommandError as error:  # the sim node rejects it too, and keeps the last
-            self.rejected_commands += 1
-            logger.warning("simulator rejected a controller command: %s", error)
+        if command.positions is not None:
+            self._apply(self.sim.set_joint_command, command.positions)
+        if command.gripper is not None:
+            self._apply(self.sim.set_gripper_command, float(command.gripper[0]))
         self.sim.step()
         self.ticks += 1
         self.timeline.record(self.sim.time_ns, self.sim.progress_breakdown())
         self._capture_if_due()
+
+    def _apply(self, set_command: Callable[[object], None], value: object) -> None:
+        """A command the simulator rejects is counted and the previous one stays (as in the
+        sim node)."""
+        try:
+            set_command(value)
+        except InvalidCommandError as error:
+            self.rejected_commands += 1
+            logger.warning("simulator rejected a controller command: %s", error)
 
     def advance_to(self, time_ns: int) -> None:
         while self.sim.time_ns < time_ns:
