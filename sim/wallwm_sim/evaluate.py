@@ -211,7 +211,7 @@ def save_gif(frames: Sequence[np.ndarray], path: Path, frame_period_s: float) ->
 
 
 def evaluate_policy(
-    make_policy: Callable[[], Policy],
+    make_policy: Callable[[], Policy | ClosedLoopPolicy],
     tasks: Sequence[str],
     seeds: Sequence[int],
     variants: Sequence[str] = ("train",),
@@ -371,7 +371,7 @@ def parse_latency(text: str) -> tuple[str, float]:
 
 def _wallwm_factory(
     args: argparse.Namespace,
-) -> tuple[Callable[[], Policy], SimConfig, str] | str:
+) -> tuple[Callable[[], Policy | ClosedLoopPolicy], SimConfig, str] | str:
     """The closed-loop WALL-WM policy, its simulator settings and report name, or why it
     cannot load."""
     from wallwm_sim.closed_loop_policy import wallwm_closed_loop
