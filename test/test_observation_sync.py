@@ -9,8 +9,8 @@ import threading
 import numpy as np
 import pytest
 
+from wallwm_core.camera_geometry import CameraGeometry
 from wallwm_core.config_loading import ConfigError
-from wallwm_core.model.sight_cone import CameraGeometry
 from wallwm_core.policy import Observation
 from wallwm_ros.observation_sync import (
     MS,

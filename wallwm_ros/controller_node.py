@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
@@ -52,12 +51,6 @@ from wallwm_ros.robot_config import resolve_file
 OUTPUTS = ("forward_position", "joint_trajectory")
 GRIPPER_REPEAT_S = 0.1  # the gripper command is re-sent at least this often
 SIM_TIME_POLL_S = 0.0002
-
-# The e-stop must never be lost: reliable, kept in a queue (a quick press-and-release must not
-# overwrite the press before it is read), and a late-joining controller sees recent values.
-ESTOP_QOS = QoSProfile(
-    depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,7 +143,7 @@ class ControllerNode(Node):
         self.create_subscription(
             JointState, self.config.joint_state_topic, self._on_joint_state, qos.SENSORS
         )
-        self.create_subscription(Bool, "estop", self._on_estop, ESTOP_QOS)
+        self.create_subscription(Bool, "estop", self._on_estop, qos.ESTOP)
         self.create_service(Trigger, "reset_estop", self._on_reset_estop)
         self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)
 

@@ -19,8 +19,9 @@ import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 
+from wallwm_core.action_chunk import NS_PER_S
+from wallwm_core.camera_geometry import CameraGeometry
 from wallwm_core.config_loading import ConfigError
-from wallwm_core.model.sight_cone import CameraGeometry
 from wallwm_core.policy import Observation
 from wallwm_ros import qos
 from wallwm_ros.camera_calibration import (
@@ -37,7 +38,6 @@ from wallwm_ros.image_decoding import (
 )
 from wallwm_ros.observation_sync import NotReady, ObservationSynchroniser, SyncConfig
 
-NS_PER_S = 1_000_000_000
 IMAGE_TRANSPORTS = ("raw", "compressed")
 
 

@@ -46,8 +46,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from wallwm_core.camera_geometry import CameraGeometry
 from wallwm_core.config_loading import ConfigError
-from wallwm_core.model.sight_cone import CameraGeometry
 from wallwm_core.policy import Observation
 
 MS = 1_000_000  # nanoseconds

@@ -39,7 +39,7 @@ from wallwm_core.control.config import ControllerConfig
 from wallwm_core.control.gripper import GripperMapping
 from wallwm_core.control.joint_limiter import JointMotionLimiter
 from wallwm_core.control.kinematics import ArmKinematics, Pose
-from wallwm_core.control.loop_runner import LoopStats
+from wallwm_core.control.loop_stats import LoopStats
 from wallwm_core.control.safety import EeSpeedLimiter, check_workspace
 
 logger = logging.getLogger(__name__)

@@ -47,26 +47,26 @@ from sensor_msgs.msg import JointState as JointStateMsg
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
+from wallwm_core.action_chunk import NS_PER_S
 from wallwm_core.config_loading import ConfigError
 from wallwm_msgs.srv import GetTaskProgress, ResetSimulation
 from wallwm_ros import qos
 from wallwm_ros.conversions import ns_to_time
 from wallwm_ros.node_main import spin_node
 from wallwm_ros.parameters import declare_config
-from wallwm_sim import cameras, scene
-from wallwm_sim.joint_trajectory import TrajectoryError
-from wallwm_sim.ros_conversions import (
+from wallwm_ros.sim_conversions import (
     camera_info_to_msg,
     clock_to_msg,
     image_to_msg,
     joint_state_to_msg,
     trajectory_from_msg,
 )
+from wallwm_sim import cameras, scene
+from wallwm_sim.joint_trajectory import TrajectoryError
 from wallwm_sim.sim import InvalidCommandError, JointState, SimConfig, TabletopSim
 from wallwm_sim.sim_loop import LoopConfig, LoopCounters, LoopRates, SimulationLoop
 from wallwm_sim.tasks import TASK_NAMES, TaskError, get_task
 
-NS_PER_S = 1_000_000_000
 REJECTION_LOG_PERIOD_S = 2.0
 BEHIND_LOG_PERIOD_S = 10.0
 BEHIND_REAL_TIME_FACTOR = 0.9  # real_time runs below this factor count as falling behind

@@ -9,10 +9,13 @@ a policy that knows the answer, and is the baseline a WALL-WM checkpoint is comp
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import yaml
+
+from wallwm_sim.closed_loop_policy import ClosedLoopPolicy
 
 REPLAY_STEP_PERIOD_S = 0.05  # 20 Hz end-effector targets, as the model's action tokens
 REPLAY_CHUNK_STEPS = 10
@@ -105,3 +108,22 @@ def write_expert_replay(
     path = workdir / "expert_replay.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path, instructions
+
+
+def closed_loop_expert() -> ClosedLoopPolicy:
+    """The same expert replay, per episode, in the simulator harness (no DDS): the reference
+    for ``--policy wallwm`` there, as ``evaluate_ros --policy expert`` is for the nodes::
+
+        python -m wallwm_sim.evaluate --policy wallwm_ros.closed_loop.expert_replay:closed_loop_expert ...
+    """
+    from wallwm_core.replay_policy import ReplayPolicy
+
+    workdir = Path(tempfile.mkdtemp(prefix="wallwm_expert_replay_"))
+
+    def episode(task: str, seed: int, variant: str) -> tuple[ReplayPolicy, list[str]]:
+        replay, events = write_expert_replay(
+            task, seed, variant, workdir / f"{task}_{variant}_seed{seed}"
+        )
+        return ReplayPolicy.from_yaml(replay), events
+
+    return ClosedLoopPolicy(None, (), per_episode=episode)
