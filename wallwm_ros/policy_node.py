@@ -3,9 +3,13 @@
 Interfaces (relative names, so namespaces work):
 - action servers ``execute_event`` (wallwm_msgs/action/ExecuteEvent) and ``execute_task``
   (wallwm_msgs/action/ExecuteTask, events from the goal or proposed by the policy's planner);
-- publishes ``action_chunk`` (reliable), ``policy_status`` (transient local: the latest state
-  for late subscribers) and ``/diagnostics``;
-- subscribes to the configured camera and joint-state topics (see observation_inputs).
+- publishes ``action_chunk`` (reliable), ``cancel_chunks`` (the chunks of an event that ended
+  early: canceled, preempted, timed out, faulted), ``policy_status`` (transient local: the latest
+  state for late subscribers) and ``/diagnostics``;
+- subscribes to the configured camera and joint-state topics (see observation_inputs) and to
+  the controller's ``controller_state``: while the controller is latched (ESTOP) or faulted no
+  chunk is published, a running goal ends with the ESTOP or FAULT outcome, and
+  ``policy_status`` shows ESTOP (or FAULT) also while no goal runs.
 
 One goal runs at a time, across both servers; a second goal is rejected or preempts the running
 one, as ``goal_conflict`` says. Goals run on a dedicated worker thread (wallwm_core's
@@ -50,7 +54,7 @@ from wallwm_core.policy import EventPolicy, Observation
 from wallwm_core.replay_policy import ReplayPolicy
 from wallwm_msgs.action import ExecuteEvent, ExecuteTask
 from wallwm_msgs.msg import ActionChunk as ActionChunkMsg
-from wallwm_msgs.msg import EventOutcome, PolicyStatus
+from wallwm_msgs.msg import CancelChunks, ControllerState, EventOutcome, PolicyStatus
 from wallwm_ros import qos
 from wallwm_ros.conversions import chunk_to_msg, duration_to_ns, ns_to_duration
 from wallwm_ros.node_main import spin_node
@@ -230,7 +234,12 @@ class PolicyNode(Node):
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="inference")
         self._closing = threading.Event()
 
+        self._controller: tuple[int, str] | None = None  # latest ControllerState (state, reason)
         self._chunk_pub = self.create_publisher(ActionChunkMsg, "action_chunk", qos.COMMANDS)
+        self._cancel_pub = self.create_publisher(CancelChunks, "cancel_chunks", qos.COMMANDS)
+        self.create_subscription(
+            ControllerState, "controller_state", self._on_controller_state, qos.LATCHED
+        )
         self._status_pub = self.create_publisher(PolicyStatus, "policy_status", qos.LATCHED)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         group = ReentrantCallbackGroup()
@@ -420,9 +429,36 @@ class PolicyNode(Node):
             if self._active is run:
                 self._active = None
                 # A fault stays visible in the latched status until the next goal starts.
-                if self._counters.state != PolicyState.FAULT:
+                if self._counters.state not in (PolicyState.FAULT, PolicyState.ESTOP):
                     self._publish_status(PolicyState.IDLE)
         run.finished.set()
+
+    # --- the controller's state ----------------------------------------------------------
+
+    def _on_controller_state(self, msg: ControllerState) -> None:
+        with self._lock:
+            self._controller = (msg.state, msg.reason)
+            if self._active is not None:
+                return  # the running goal's loop sees it (interruption) and ends
+            if msg.state == ControllerState.ESTOP:
+                self._publish_status(PolicyState.ESTOP, fault=f"controller e-stop: {msg.reason}")
+            elif msg.state == ControllerState.FAULT:
+                self._publish_status(PolicyState.FAULT, fault=f"controller fault: {msg.reason}")
+            elif self._counters.fault.startswith(("controller e-stop", "controller fault")):
+                self._publish_status(PolicyState.IDLE)  # the controller was reset
+
+    def controller_interruption(self) -> Interruption | None:
+        """ESTOP or FAULT while the controller is latched or faulted, else None."""
+        with self._lock:
+            controller = self._controller
+        if controller is None:
+            return None
+        state, reason = controller
+        if state == ControllerState.ESTOP:
+            return Outcome.ESTOP, f"controller e-stop: {reason}"
+        if state == ControllerState.FAULT:
+            return Outcome.FAULT, f"controller fault: {reason}"
+        return None
 
     # --- goal bodies (worker thread) -------------------------------------------------------
 
@@ -493,6 +529,11 @@ class PolicyNode(Node):
         self._unless_shut_down(lambda: self._chunk_pub.publish(chunk_to_msg(chunk)))
         with self._lock:
             self._counters.chunks += 1
+
+    def _publish_cancel(self, event_id: int) -> None:
+        msg = CancelChunks(event_id=event_id)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._unless_shut_down(lambda: self._cancel_pub.publish(msg))
 
     def _record_latency(self, latency_ns: int) -> None:
         with self._lock:
@@ -576,6 +617,8 @@ class _GoalIO:
         return self._node._observations.fresh_observation(newer_than_ns)
 
     def interruption(self) -> Interruption | None:
+        if (latched := self._node.controller_interruption()) is not None:
+            return latched
         if self._run.handle.is_cancel_requested:
             return Outcome.CANCELED, "canceled by the client"
         if self._run.stop_reason is not None:
@@ -586,6 +629,9 @@ class _GoalIO:
 
     def publish_chunk(self, chunk: ActionChunk) -> None:
         self._node._publish_chunk(chunk)
+
+    def cancel_chunks(self, event_id: int) -> None:
+        self._node._publish_cancel(event_id)
 
     def report(self, progress: EventProgress) -> None:
         self._last_latency_ns = progress.inference_latency_ns
@@ -612,7 +658,7 @@ class _GoalIO:
         self._node._unless_shut_down(lambda: self._run.handle.publish_feedback(feedback))
 
     def set_state(self, state: PolicyState, instruction: str, event_id: int, fault: str) -> None:
-        if state == PolicyState.FAULT:
+        if state in (PolicyState.FAULT, PolicyState.ESTOP):
             self._node.get_logger().error(f"event {event_id} {instruction!r}: {fault}")
         self._node._publish_status(state, instruction, event_id, fault)
 
