@@ -162,9 +162,7 @@ class ControllerNode(Node):
             Float64MultiArray, self.config.gripper_command_topic, qos.COMMANDS
         )
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._state_pub = self.create_publisher(
-            ControllerStateMsg, "controller_state", qos.LATCHED
-        )
+        self._state_pub = self.create_publisher(ControllerStateMsg, "controller_state", qos.LATCHED)
         self.create_subscription(
             ActionChunkMsg, self.config.chunk_topic, self._on_chunk, qos.COMMANDS
         )
