@@ -473,19 +473,19 @@ def test_cancel_right_after_accept_stops_the_chunk_already_sent(
     result = loop.result(handle)
     assert result.outcome == Outcome.CANCELED
 
-    values = rig.wait_diagnostics(lambda d: _int(d, "chunks_canceled") >= 1)
-    assert wait_for(
+    assert wait_for(  # at rest, holding
         lambda: (
             np.max(np.abs(rig.commands[-1].velocities)) < 1e-9
             and rig.commands[-1].state.name == "HOLDING"
         ),
         timeout_s=30.0,
     )
-    rig.assert_commands_within_limits(start)
     target = kinematics.forward(HOME).position + np.array([0.0, 0.2, 0.0])
     rest = kinematics.forward(rig.commands[-1].positions).position
     assert np.linalg.norm(rest - target) > 0.1, rest  # stopped early, not run to the end
-    assert "canceled" in values["reasons"] or values["state"] == "HOLDING"
+    rig.assert_commands_within_limits(start)
+    values = rig.wait_diagnostics(lambda d: _int(d, "chunks_canceled") >= 1)
+    assert _int(values, "chunks_accepted") == 1
 
 
 def test_a_preempted_goal_has_its_chunks_stopped(
@@ -515,7 +515,7 @@ def test_estop_reaches_the_policy_and_no_chunk_is_published_into_it(
     assert wait_for(lambda: len(loop.chunks) >= 1)
     rig.estop.publish(Bool(data=True))
     result = loop.result(handle)
-    assert result.outcome == Outcome.ESTOP, result.message
+    assert Outcome(result.outcome).name == "ESTOP", (result.outcome, result.message)
     assert "e-stop" in result.message
     assert wait_for(lambda: loop.status[-1][0] == PolicyState.ESTOP)
 
@@ -539,15 +539,20 @@ def test_a_controller_fault_ends_the_goal_with_fault(ros_context, spinner, names
         PolicyNode(namespace=namespace, context=ros_context, parameter_overrides=overrides)
     )
     node = spinner.add(Node("fake_controller", namespace=namespace, context=ros_context))
+    status: list[tuple[int, str]] = []
+    node.create_subscription(
+        PolicyStatus, "policy_status", lambda m: status.append((m.state, m.fault)), qos.LATCHED
+    )
     state = node.create_publisher(ControllerState, "controller_state", qos.LATCHED)
     state.publish(ControllerState(state=ControllerState.FAULT, reason="following error"))
-    assert wait_for(lambda: policy.controller_interruption() is not None)
+    faulted = (PolicyState.FAULT, "controller fault: following error")
+    assert wait_for(lambda: status[-1:] == [faulted])
     result = execute_event(node, "long wipe")
     assert result.outcome == Outcome.FAULT and "controller fault" in result.message
     assert result.chunks_executed == 0 and policy._counters.chunks == 0
 
     state.publish(ControllerState(state=ControllerState.IDLE))
-    assert wait_for(lambda: policy.controller_interruption() is None)
+    assert wait_for(lambda: status[-1][0] == PolicyState.IDLE)
     assert execute_event(node, "reach").outcome == Outcome.SUCCEEDED
 
 
@@ -599,6 +604,7 @@ def test_future_stamped_frames_and_joint_states_do_not_blind_the_policy(
             and _int(values, "joint_states dropped future_stamp") >= 1
         )
 
-    assert wait_for(lambda: any(dropped(d) for d in diagnostics), timeout_s=20.0)
+    time.sleep(0.5)  # the attack is delivered before the goal (scenario, not a check)
     result = execute_event(node, "reach")
     assert result.outcome == Outcome.SUCCEEDED, result.message
+    assert wait_for(lambda: any(dropped(d) for d in diagnostics), timeout_s=20.0)
