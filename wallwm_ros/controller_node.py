@@ -144,6 +144,7 @@ class ControllerNode(Node):
         self._lock = threading.Lock()
         self._joint_state_problem = ""
         self._published_state: tuple[ControllerState, str] | None = None
+        self._state_lock = threading.RLock()
         self._last_gripper: tuple[float, ...] | None = None
         self._last_gripper_sent_ns = 0
         self._last_trajectory_ns = 0
@@ -266,9 +267,13 @@ class ControllerNode(Node):
         )
 
     def _on_reset_estop(self, request: Trigger.Request, response: Trigger.Response):
-        result = self.controller.reset_estop(self._now_ns())
+        now_ns = self._now_ns()
+        result = self.controller.reset_estop(now_ns)
         response.success, response.message = result.ok, result.reason
         if result.ok:
+            # Tell the policy before the caller hears back: a goal sent right after a
+            # successful reset must not meet the stale ESTOP state.
+            self._send_state(ControllerState.IDLE, result.reason, now_ns)
             self.get_logger().info("e-stop reset")
         else:
             self.get_logger().warning(f"e-stop reset refused: {result.reason}")
@@ -284,15 +289,21 @@ class ControllerNode(Node):
     def _publish_state(self, command: ControlCommand) -> None:
         """``controller_state`` on every change of state (and of the latched reason)."""
         latched = command.state in (ControllerState.FAULT, ControllerState.ESTOP)
-        reason = command.reasons[0] if latched and command.reasons else ""
-        if (command.state, reason) == self._published_state:
-            return
-        self._published_state = (command.state, reason)
-        msg = ControllerStateMsg(state=STATE_CODES[command.state], reason=reason)
-        if not latched and command.reasons:
-            msg.reason = command.reasons[0]
-        msg.header.stamp = ns_to_time(command.stamp_ns)
-        self._state_pub.publish(msg)
+        reason = command.reasons[0] if command.reasons else ""
+        key = (command.state, reason if latched else "")
+        with self._state_lock:
+            if key == self._published_state:
+                return
+            self._published_state = key
+            self._send_state(command.state, reason, command.stamp_ns)
+
+    def _send_state(self, state: ControllerState, reason: str, stamp_ns: int) -> None:
+        with self._state_lock:
+            if state not in (ControllerState.FAULT, ControllerState.ESTOP):
+                self._published_state = (state, "")
+            msg = ControllerStateMsg(state=STATE_CODES[state], reason=reason)
+            msg.header.stamp = ns_to_time(stamp_ns)
+            self._state_pub.publish(msg)
 
     def _publish(self, command: ControlCommand, now_ns: int) -> None:
         if command.positions is not None:
