@@ -584,11 +584,15 @@ class JointController:
                 f"controller's clock (joint_state_max_lead {self.config.joint_state_max_lead} s): "
                 "do the clocks agree (use_sim_time)?",
             )
+        # The latest reading (accepted or not) only moves forward in time; the accepted
+        # measurement is judged against the last accepted one, so a stray message cannot make
+        # the real stream look out of order or implausible.
         previous = self._latest_reading
         reading = _Reading(q.copy(), stamp_ns, now_ns)
-        if previous is None or self._jump(previous.q, previous.stamp_ns, q, stamp_ns):
-            self._reading_stable_since_ns = now_ns
-        self._latest_reading = reading
+        if previous is None or stamp_ns > previous.stamp_ns:
+            if previous is None or self._jump(previous.q, previous.stamp_ns, q, stamp_ns):
+                self._reading_stable_since_ns = now_ns
+            self._latest_reading = reading
         if self._resync_from_ns is not None and stamp_ns >= self._resync_from_ns:
             self._apply_resync(reading)
             return ""
