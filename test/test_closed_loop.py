@@ -164,9 +164,10 @@ def test_estop_holds_until_reset_and_nan_chunks_are_rejected(loop, expert_replay
     estop.publish(Bool(data=False))  # a press released at once still latches
     time.sleep(0.5)
     start_ns = loop.latest_stamp_ns()
-    # the policy keeps sending chunks for the task; the latched controller executes none
+    # the policy sees the latched controller: the task ends ESTOP, nothing moves
     result = execute_task(loop.node, reset.task_description, events, timeout_s=3.0)
-    assert result.outcome != Outcome.SUCCEEDED
+    assert result.outcome == Outcome.ESTOP, result.message
+    loop.wait_sim_time(start_ns + 500_000_000)
     assert loop.motion_between(start_ns, loop.latest_stamp_ns()) < 5e-3  # servo settling only
     assert loop.progress() == 0.0
 

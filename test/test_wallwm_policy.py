@@ -161,6 +161,9 @@ class FakeIO:
     def publish_chunk(self, chunk: ActionChunk) -> None:
         self.chunks.append(chunk)
 
+    def cancel_chunks(self, event_id: int) -> None:
+        pass
+
     def report(self, progress) -> None:
         pass
 

@@ -9,6 +9,10 @@ event succeeds once the chunk marked ``ends_event`` has run to its end. Old data
 without a fresh observation no chunk is produced, the state is HOLDING with the reason, and after
 ``stale_hold_timeout_ns`` without one the event ends with FAULT. An exception from the policy
 ends the event with FAULT at once. Either way the caller's node stays up for the next goal.
+An event that ends any other way than SUCCEEDED after publishing chunks (canceled, preempted,
+timed out, faulted, e-stopped) asks the controller to stop executing them
+(:meth:`ExecutionIO.cancel_chunks`). An interruption with the ESTOP or FAULT outcome (the node
+reports the controller's latched e-stop or fault there) ends the event before its next chunk.
 
 A task: an :class:`~wallwm_core.planner.EventPlanner` decides which event runs next; each event
 runs as above, and its estimates and outcome go back to the planner.
@@ -87,6 +91,9 @@ class ExecutionIO(Protocol):
 
     def publish_chunk(self, chunk: ActionChunk) -> None: ...
 
+    def cancel_chunks(self, event_id: int) -> None:
+        """Stop the controller executing the published chunks of ``event_id`` (it ended early)."""
+
     def report(self, progress: EventProgress) -> None:
         """Feedback after each published chunk."""
 
@@ -133,8 +140,12 @@ def run_event(
             io.set_state(new_state, instruction, event_id, fault)
 
     def finish(outcome: Outcome, message: str) -> EventResult:
+        if outcome != Outcome.SUCCEEDED and chunks > 0:
+            io.cancel_chunks(event_id)
         if outcome == Outcome.FAULT:
             set_state(PolicyState.FAULT, message)
+        elif outcome == Outcome.ESTOP:
+            set_state(PolicyState.ESTOP, message)
         return EventResult(
             instruction, event_id, outcome, message, chunks, io.now_ns() - start_ns, latency_ns
         )
@@ -313,7 +324,12 @@ def run_task(
             continue  # the planner already ended this attempt (timeout or stall) and decided
         try:
             now_ns = max(io.now_ns(), now_ns)
-            if event.outcome in (Outcome.SUCCEEDED, Outcome.CANCELED, Outcome.ABORTED):
+            if event.outcome in (
+                Outcome.SUCCEEDED,
+                Outcome.CANCELED,
+                Outcome.ABORTED,
+                Outcome.ESTOP,
+            ):
                 planner.on_event_outcome(now_ns, event.outcome, event.message)
             elif planner.tick(now_ns) is PlannerDecision.CONTINUE:
                 planner.on_event_outcome(now_ns, event.outcome, event.message)

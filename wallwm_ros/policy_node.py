@@ -3,9 +3,13 @@
 Interfaces (relative names, so namespaces work):
 - action servers ``execute_event`` (wallwm_msgs/action/ExecuteEvent) and ``execute_task``
   (wallwm_msgs/action/ExecuteTask, events from the goal or proposed by the policy's planner);
-- publishes ``action_chunk`` (reliable), ``policy_status`` (transient local: the latest state
-  for late subscribers) and ``/diagnostics``;
-- subscribes to the configured camera and joint-state topics (see observation_inputs).
+- publishes ``action_chunk`` (reliable), ``cancel_chunks`` (the chunks of an event that ended
+  early: canceled, preempted, timed out, faulted), ``policy_status`` (transient local: the latest
+  state for late subscribers) and ``/diagnostics``;
+- subscribes to the configured camera and joint-state topics (see observation_inputs) and to
+  the controller's ``controller_state``: while the controller is latched (ESTOP) or faulted no
+  chunk is published, a running goal ends with the ESTOP or FAULT outcome, and
+  ``policy_status`` shows ESTOP (or FAULT) also while no goal runs.
 
 One goal runs at a time, across both servers; a second goal is rejected or preempts the running
 one, as ``goal_conflict`` says. Goals run on a dedicated worker thread (wallwm_core's
@@ -52,7 +56,7 @@ from wallwm_core.policy import EventPolicy, Observation
 from wallwm_core.replay_policy import ReplayPolicy
 from wallwm_msgs.action import ExecuteEvent, ExecuteTask
 from wallwm_msgs.msg import ActionChunk as ActionChunkMsg
-from wallwm_msgs.msg import EventOutcome, PolicyStatus
+from wallwm_msgs.msg import CancelChunks, ControllerState, EventOutcome, PolicyStatus
 from wallwm_ros import qos
 from wallwm_ros.conversions import chunk_to_msg, duration_to_ns, ns_to_duration
 from wallwm_ros.node_main import spin_node
@@ -208,6 +212,8 @@ class _NodeIO:
     fresh_observation: Callable[[int], Observation | str]
     shutting_down: Callable[[], bool]
     publish_chunk: Callable[[ActionChunk], None]
+    cancel_chunks: Callable[[int], None]
+    controller_interruption: Callable[[], Interruption | None]
     record_latency: Callable[[int], None]
     publish_status: Callable[[PolicyState, str, int, str], None]
     send: Callable[[Callable[[], object]], None]  # a transition or message, dropped after shutdown
@@ -252,13 +258,20 @@ class PolicyNode(Node):
             fresh_observation=self._observations.fresh_observation,
             shutting_down=lambda: self._closing.is_set() or not rclpy.ok(context=self.context),
             publish_chunk=self._publish_chunk,
+            cancel_chunks=self._publish_cancel,
+            controller_interruption=self.controller_interruption,
             record_latency=self._record_latency,
             publish_status=self._publish_status,
             send=self._unless_shut_down,
             logger=self.get_logger(),
         )
 
+        self._controller: tuple[int, str] | None = None  # latest ControllerState (state, reason)
         self._chunk_pub = self.create_publisher(ActionChunkMsg, "action_chunk", qos.COMMANDS)
+        self._cancel_pub = self.create_publisher(CancelChunks, "cancel_chunks", qos.COMMANDS)
+        self.create_subscription(
+            ControllerState, "controller_state", self._on_controller_state, qos.LATCHED
+        )
         self._status_pub = self.create_publisher(PolicyStatus, "policy_status", qos.LATCHED)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         group = ReentrantCallbackGroup()
@@ -466,9 +479,36 @@ class PolicyNode(Node):
             if self._active is run:
                 self._active = None
                 # A fault stays visible in the latched status until the next goal starts.
-                if self._counters.state != PolicyState.FAULT:
+                if self._counters.state not in (PolicyState.FAULT, PolicyState.ESTOP):
                     self._publish_status(PolicyState.IDLE)
         run.finished.set()
+
+    # --- the controller's state ----------------------------------------------------------
+
+    def _on_controller_state(self, msg: ControllerState) -> None:
+        with self._lock:
+            self._controller = (msg.state, msg.reason)
+            if self._active is not None:
+                return  # the running goal's loop sees it (interruption) and ends
+            if msg.state == ControllerState.ESTOP:
+                self._publish_status(PolicyState.ESTOP, fault=f"controller e-stop: {msg.reason}")
+            elif msg.state == ControllerState.FAULT:
+                self._publish_status(PolicyState.FAULT, fault=f"controller fault: {msg.reason}")
+            elif self._counters.fault.startswith(("controller e-stop", "controller fault")):
+                self._publish_status(PolicyState.IDLE)  # the controller was reset
+
+    def controller_interruption(self) -> Interruption | None:
+        """ESTOP or FAULT while the controller is latched or faulted, else None."""
+        with self._lock:
+            controller = self._controller
+        if controller is None:
+            return None
+        state, reason = controller
+        if state == ControllerState.ESTOP:
+            return Outcome.ESTOP, f"controller e-stop: {reason}"
+        if state == ControllerState.FAULT:
+            return Outcome.FAULT, f"controller fault: {reason}"
+        return None
 
     # --- goal bodies (worker thread) -------------------------------------------------------
 
@@ -539,6 +579,11 @@ class PolicyNode(Node):
         self._unless_shut_down(lambda: self._chunk_pub.publish(chunk_to_msg(chunk)))
         with self._lock:
             self._counters.chunks += 1
+
+    def _publish_cancel(self, event_id: int) -> None:
+        msg = CancelChunks(event_id=event_id)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._unless_shut_down(lambda: self._cancel_pub.publish(msg))
 
     def _record_latency(self, latency_ns: int) -> None:
         with self._lock:
@@ -622,6 +667,8 @@ class _GoalIO:
         return self._node.fresh_observation(newer_than_ns)
 
     def interruption(self) -> Interruption | None:
+        if (latched := self._node.controller_interruption()) is not None:
+            return latched
         if self._run.handle.is_cancel_requested:
             return Outcome.CANCELED, "canceled by the client"
         if self._run.stop_reason is not None:
@@ -632,6 +679,9 @@ class _GoalIO:
 
     def publish_chunk(self, chunk: ActionChunk) -> None:
         self._node.publish_chunk(chunk)
+
+    def cancel_chunks(self, event_id: int) -> None:
+        self._node.cancel_chunks(event_id)
 
     def report(self, progress: EventProgress) -> None:
         self._last_latency_ns = progress.inference_latency_ns
@@ -658,7 +708,7 @@ class _GoalIO:
         self._node.send(lambda: self._run.handle.publish_feedback(feedback))
 
     def set_state(self, state: PolicyState, instruction: str, event_id: int, fault: str) -> None:
-        if state == PolicyState.FAULT:
+        if state in (PolicyState.FAULT, PolicyState.ESTOP):
             self._node.logger.error(f"event {event_id} {instruction!r}: {fault}")
         self._node.publish_status(state, instruction, event_id, fault)
 

@@ -8,6 +8,7 @@ Publishes (relative names, so namespaces work; defaults shown):
 - ``<camera>/image_raw`` (sensor_msgs/Image, rgb8) and ``<camera>/camera_info`` per camera at
   the camera rate, all cameras rendered at the same simulation time.
 - ``/diagnostics``: achieved rates, real-time factor, rejected commands.
+- ``arm_reset`` (std_msgs/Header): after every reset, announces that the arm moved (see docs/safety.md).
 All stamped with simulation time; sensor streams with sensor-data QoS.
 
 Subscribes, as ros2_control's controllers do:
@@ -44,7 +45,7 @@ from rclpy.validate_topic_name import validate_topic_name
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image
 from sensor_msgs.msg import JointState as JointStateMsg
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Float64MultiArray, Header
 from trajectory_msgs.msg import JointTrajectory
 
 from wallwm_core.action_chunk import NS_PER_S
@@ -303,6 +304,8 @@ class SimNode(Node):
             Float64MultiArray, config.gripper_command_topic, self._on_gripper, qos.COMMANDS
         )
         self.create_service(ResetSimulation, "reset_simulation", self._on_reset)
+        # A reset teleports the arm: announce it, so the controller restarts at the new pose.
+        self._arm_reset_pub = self.create_publisher(Header, "arm_reset", qos.COMMANDS)
         self.create_service(GetTaskProgress, "get_task_progress", self._on_get_progress)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._last_counters: LoopCounters | None = None  # set once the loop runs
@@ -374,6 +377,7 @@ class SimNode(Node):
             self.get_logger().warning(f"reset_simulation refused: {error}")
             return response
         response.success = True
+        self._arm_reset_pub.publish(Header(stamp=ns_to_time(self._loop.clock_ns + 1)))
         if instance is None:
             response.message = "reset to an empty table (no task)"
         else:

@@ -308,6 +308,9 @@ class _SimulatedTimeIO:
         if not result.accepted:
             self.rejected_chunks.append(result.reason)
 
+    def cancel_chunks(self, event_id: int) -> None:
+        self.arm.controller.cancel_event(event_id, self.arm.time_ns)
+
     def report(self, progress: EventProgress) -> None:
         self.latencies_ns.append(progress.inference_latency_ns)
 
