@@ -46,7 +46,7 @@ from wallwm_msgs.action import ExecuteEvent
 from wallwm_msgs.msg import ActionChunk as ActionChunkMsg
 from wallwm_msgs.msg import ControllerState, PolicyStatus
 from wallwm_ros import qos
-from wallwm_ros.controller_node import ESTOP_QOS, ControllerNode
+from wallwm_ros.controller_node import ControllerNode
 from wallwm_ros.conversions import chunk_to_msg, ns_to_time
 from wallwm_ros.policy_node import PolicyNode
 from wallwm_ros.send_goal import SpinSafeActionClient, execute_event
@@ -121,7 +121,7 @@ class Rig:
         self.node = spinner.add(Node("client", namespace=namespace, context=ros_context))
         self.arm = FakeArm(self.node)
         self.chunks = self.node.create_publisher(ActionChunkMsg, "action_chunk", qos.COMMANDS)
-        self.estop = self.node.create_publisher(Bool, "estop", ESTOP_QOS)
+        self.estop = self.node.create_publisher(Bool, "estop", qos.ESTOP)
         self.diagnostics: list[dict[str, str]] = []
         self.states: list[tuple[int, str]] = []
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
