@@ -27,6 +27,7 @@ setup(
         "console_scripts": [
             "policy_node = wallwm_ros.policy_node:main",
             "controller_node = wallwm_ros.controller_node:main",
+            "sim_node = wallwm_ros.sim_node:main",
             "send_goal = wallwm_ros.send_goal:main",
             "demo = wallwm_ros.demo:main",
         ],

@@ -27,7 +27,7 @@ from wallwm_msgs.srv import GetTaskProgress, ResetSimulation
 from wallwm_ros.background_spinner import BackgroundSpinner
 from wallwm_ros.bringup import PolicyChoice, sim_bringup
 from wallwm_ros.bringup_paths import bringup_config
-from wallwm_ros.inprocess_bringup import InProcessBringup
+from wallwm_ros.closed_loop.inprocess_bringup import InProcessBringup
 from wallwm_ros.send_goal import execute_task
 
 
@@ -81,14 +81,14 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="wallwm_bench_"))
     if args.policy == "expert":
-        from wallwm_ros.expert_replay import write_expert_replay
+        from wallwm_ros.closed_loop.expert_replay import write_expert_replay
 
         replay_file, events = write_expert_replay(args.task, args.seed, "train", workdir)
         choice = PolicyChoice("replay", replay_file=str(replay_file))
     else:
         checkpoint = args.checkpoint
         if not checkpoint:
-            from wallwm_ros.sim_checkpoint import write_untrained_checkpoint
+            from wallwm_ros.closed_loop.sim_checkpoint import write_untrained_checkpoint
 
             checkpoint = str(write_untrained_checkpoint(workdir / "checkpoint"))
         choice, events = PolicyChoice("wallwm", checkpoint=checkpoint), None

@@ -33,8 +33,8 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 
 from wallwm_ros import qos
 from wallwm_ros.background_spinner import BackgroundSpinner
+from wallwm_ros.sim_node import CLOCK_QOS, SimNode
 from wallwm_sim.sim_loop import LoopRates
-from wallwm_sim.sim_node import CLOCK_QOS, SimNode
 
 
 class Counting:

@@ -29,7 +29,6 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "sim_node = wallwm_sim.sim_node:main",
             "generate_demos = wallwm_sim.generate_demos:main",
             "evaluate = wallwm_sim.evaluate:main",
         ]

@@ -26,9 +26,8 @@ from wallwm_msgs.srv import GetTaskProgress, ResetSimulation
 from wallwm_ros import qos
 from wallwm_ros.background_spinner import BackgroundSpinner
 from wallwm_ros.bringup import PolicyChoice, sim_bringup
-from wallwm_ros.controller_node import ESTOP_QOS
-from wallwm_ros.expert_replay import write_expert_replay
-from wallwm_ros.inprocess_bringup import InProcessBringup
+from wallwm_ros.closed_loop.expert_replay import write_expert_replay
+from wallwm_ros.closed_loop.inprocess_bringup import InProcessBringup
 from wallwm_ros.send_goal import execute_task
 
 CONFIG = Path(__file__).resolve().parents[1] / "wallwm_bringup" / "config"
@@ -159,15 +158,16 @@ def test_reset_after_motion_leaves_the_arm_at_the_reset_pose(loop, expert_replay
 def test_estop_holds_until_reset_and_nan_chunks_are_rejected(loop, expert_replay):
     _, events = expert_replay
     reset = loop.reset()
-    estop = loop.node.create_publisher(Bool, "estop", ESTOP_QOS)
+    estop = loop.node.create_publisher(Bool, "estop", qos.ESTOP)
     assert wait_for(lambda: estop.get_subscription_count() > 0)
     estop.publish(Bool(data=True))
     estop.publish(Bool(data=False))  # a press released at once still latches
     time.sleep(0.5)
     start_ns = loop.latest_stamp_ns()
-    # the policy keeps sending chunks for the task; the latched controller executes none
+    # the policy sees the latched controller: the task ends ESTOP, nothing moves
     result = execute_task(loop.node, reset.task_description, events, timeout_s=3.0)
-    assert result.outcome != Outcome.SUCCEEDED
+    assert result.outcome == Outcome.ESTOP, result.message
+    loop.wait_sim_time(start_ns + 500_000_000)
     assert loop.motion_between(start_ns, loop.latest_stamp_ns()) < 5e-3  # servo settling only
     assert loop.progress() == 0.0
 

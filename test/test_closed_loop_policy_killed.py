@@ -22,8 +22,8 @@ from test_closed_loop import CONFIG, SEED, TASK, Client
 from wallwm_core.outcome import Outcome
 from wallwm_ros.background_spinner import BackgroundSpinner
 from wallwm_ros.bringup import PolicyChoice, resolved_parameters, sim_bringup
-from wallwm_ros.expert_replay import write_expert_replay
-from wallwm_ros.inprocess_bringup import InProcessBringup
+from wallwm_ros.closed_loop.expert_replay import write_expert_replay
+from wallwm_ros.closed_loop.inprocess_bringup import InProcessBringup
 from wallwm_ros.send_goal import NoServerError, execute_task
 
 

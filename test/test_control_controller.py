@@ -131,6 +131,20 @@ class IdealArm:
         )
 
 
+def log_of(commands: list) -> Log:
+    """A Log of commands produced outside IdealArm.run (no forward kinematics)."""
+    return Log(
+        positions=np.array([c.positions for c in commands]),
+        velocities=np.array([c.velocities for c in commands]),
+        accelerations=np.array([c.accelerations for c in commands]),
+        states=[c.state for c in commands],
+        reasons=[c.reasons for c in commands],
+        ee=np.zeros((0, 3)),
+        ee_rotations=np.zeros((0, 3, 3)),
+        gripper=[],
+    )
+
+
 def assert_within_limits(controller: JointController, log: Log, previous_q: np.ndarray) -> None:
     config = controller.config
     dt = config.period_ns / 1e9
@@ -296,7 +310,7 @@ def test_blending_between_conflicting_chunks_stays_within_limits() -> None:
 
 
 def test_workspace_clamp_keeps_targets_in_the_box() -> None:
-    controller = make_controller()
+    controller = make_controller(workspace_violation="clamp")  # opt-in
     arm = IdealArm(controller, home_q(controller))
     below_table = make_chunk(arm.now_ns, line(HOME, [0.45, 0.0, -0.05], 10))
     result = controller.submit_chunk(below_table, arm.now_ns)
@@ -309,15 +323,46 @@ def test_workspace_clamp_keeps_targets_in_the_box() -> None:
     assert controller.status().workspace_clamped_steps == result.clamped_steps
 
 
-def test_workspace_reject_mode_rejects_the_chunk() -> None:
-    controller = make_controller(workspace_violation="reject")
+def test_workspace_violation_beyond_the_margin_is_rejected_by_default() -> None:
+    controller = make_controller()
+    assert controller.config.workspace_violation == "reject"
     arm = IdealArm(controller, home_q(controller))
     result = controller.submit_chunk(
         make_chunk(arm.now_ns, line(HOME, [0.9, 0.0, 0.3], 10)), arm.now_ns
     )
     assert not result.accepted
     assert "outside the workspace box" in result.reason and "step 9" in result.reason
-    assert controller.status().chunks_rejected == 1
+    status = controller.status()
+    assert status.chunks_rejected == 1 and status.last_rejection == result.reason
+
+
+def test_workspace_violation_within_the_margin_is_clamped() -> None:
+    controller = make_controller()
+    arm = IdealArm(controller, home_q(controller))
+    box_max_x = controller.config.arms[0].workspace.max[0]
+    slightly_out = [box_max_x + 0.5 * controller.config.workspace_margin, 0.0, 0.3]
+    result = controller.submit_chunk(
+        make_chunk(arm.now_ns, line(HOME, slightly_out, 10)), arm.now_ns
+    )
+    assert result.accepted and result.clamped_steps > 0, result.reason
+    log = arm.run(800)
+    assert np.max(log.ee[:, 0]) <= box_max_x + 1e-3
+
+
+def test_chunk_size_bounds_are_checked_first() -> None:
+    controller = make_controller(max_chunk_steps=50, max_chunk_duration=2.0)
+    arm = IdealArm(controller, home_q(controller))
+    too_many = controller.submit_chunk(make_chunk(arm.now_ns, np.tile(HOME, (51, 1))), arm.now_ns)
+    assert not too_many.accepted and "max_chunk_steps 50" in too_many.reason
+    assert controller.status().last_rejection == too_many.reason
+    too_long = make_chunk(arm.now_ns, np.tile(HOME, (40, 1)), step_period_ns=100 * MS)
+    result = controller.submit_chunk(too_long, arm.now_ns)
+    assert not result.accepted and "max_chunk_duration 2.0" in result.reason
+    assert controller.check_chunk_size(100_000, STEP_NS).startswith("chunk has 100000 steps")
+    assert controller.check_chunk_size(40, STEP_NS) == ""
+    controller.note_rejected_chunk("malformed message: no poses")
+    status = controller.status()
+    assert status.chunks_rejected == 3 and status.last_rejection == "malformed message: no poses"
 
 
 def test_end_effector_speed_is_limited_not_jumped() -> None:
@@ -400,7 +445,8 @@ def test_estop_latches_until_an_explicit_reset() -> None:
     assert arm.run(5).states[-1] is ControllerState.IDLE
     before_reset = make_chunk(arm.now_ns - 50 * MS, line(HOME, HOME, 10))
     assert (
-        "before the last e-stop reset" in controller.submit_chunk(before_reset, arm.now_ns).reason
+        "before the last e-stop/fault reset"
+        in controller.submit_chunk(before_reset, arm.now_ns).reason
     )
     after = make_chunk(arm.now_ns, line(arm.run(1).ee[-1], HOME, 20))
     assert controller.submit_chunk(after, arm.now_ns).accepted
@@ -463,34 +509,161 @@ def test_clock_jumping_back_clears_chunks() -> None:
     assert arm.run(10).states[-1] is ControllerState.TRACKING
 
 
-def test_arm_moved_externally_is_reanchored_not_driven_back() -> None:
-    """A simulation reset (or a collision) moves the arm: the controller must hold it where it
-    now is, not drive it back to the old command, and drop the chunks planned before."""
+def test_arm_far_from_the_command_holds_then_faults_and_never_jumps() -> None:
+    """An arm that does not follow (blocked, or a plausible but wrong reading that drifted away)
+    must not pull the command after it: hold, then fault; the command never jumps."""
     controller = make_controller()
     arm = IdealArm(controller, home_q(controller))
     old_stamp = arm.now_ns
     arm.run(
         100, submit={0: make_chunk(old_stamp, line(HOME, HOME + np.array([0.1, 0.0, 0.0]), 40))}
     )
-    moved = arm.q + np.array([0.6, -0.3, 0.2, 0.0, 0.1, 0.0])  # e.g. the reset's home pose
+    previous = arm.q.copy()
+    # the reading drifts away at half the velocity limit: each step is plausible
+    drift = 0.5 * controller.max_velocity * arm.period_ns / 1e9
+    reading = arm.q.copy()
+    commands = []
+    for _ in range(500):
+        arm.now_ns += arm.period_ns
+        reading = reading + drift * np.array([1, 0, 0, 0, 0, 0])
+        commands.append(controller.update(arm.now_ns, reading))
+    log = log_of(commands)
+    assert_within_limits(controller, log, previous)
+    holding = log.states.index(ControllerState.HOLDING)
+    assert any("following error: joint1" in r for r in log.reasons[holding])
+    faulted = log.states.index(ControllerState.FAULT)
+    fault_ticks = controller.config.joint_fault_after * 1e9 / arm.period_ns
+    assert faulted - holding >= fault_ticks - 1
+    assert set(log.states[faulted:]) == {ControllerState.FAULT}
+    # the command stayed where the arm was told to be, not where the reading went
+    assert np.max(np.abs(log.positions[-1] - arm.q)) < 0.05
+    assert abs(reading[0] - log.positions[-1][0]) > 0.5
+    status = controller.status()
+    assert status.following_error_holds >= 1 and "following error" in status.fault_reason
+    refused = controller.submit_chunk(make_chunk(arm.now_ns, line(HOME, HOME, 40)), arm.now_ns)
+    assert not refused.accepted and "fault" in refused.reason
+
+
+def test_implausible_joint_jumps_are_rejected_counted_and_never_move_the_command() -> None:
+    """A reading 0.4 rad off for 0.2 s, and a stray all-zero reading among the real ones: the
+    command keeps within its limits and goes nowhere near them."""
+    controller = make_controller()
+    arm = IdealArm(controller, home_q(controller))
+    arm.run(50, submit={0: make_chunk(arm.now_ns, line(HOME, HOME + np.array([0.05, 0, 0]), 20))})
+    previous = arm.q.copy()
+    commands = []
+    for tick in range(300):
+        arm.now_ns += arm.period_ns
+        wrong = 50 <= tick < 150  # 0.2 s of an offset reading
+        reading = arm.q + np.array([0.4, 0, 0, 0, 0, 0]) if wrong else arm.q
+        if tick % 50 == 25:
+            controller.submit_joint_state(np.zeros(6), arm.now_ns, arm.now_ns)  # stray zero
+        command = controller.update(arm.now_ns, reading)
+        arm.q = command.positions
+        commands.append(command)
+    log = log_of(commands)
+    assert_within_limits(controller, log, previous)
+    # the chunk (straight out along x) never turns joint1; the wrong readings did not either
+    assert np.max(np.abs(log.positions[:, 0] - previous[0])) < 1e-6
+    status = controller.status()
+    assert status.joint_states_implausible >= 100 + 5
+    assert "implausible jump: joint1 moved 0.400 rad" in "; ".join(
+        r for c in commands for r in c.reasons
+    )
+    assert ControllerState.FAULT not in log.states  # 0.2 s < joint_fault_after
+    assert ControllerState.HOLDING in log.states  # stale while every reading was rejected
+    assert log.states[-1] is ControllerState.TRACKING  # resumed on the real readings
+
+
+def test_a_lasting_jump_faults_and_a_reset_resynchronises_at_rest() -> None:
+    """The arm moved by hand (or a simulator reset nobody announced): the jumped joint states are
+    implausible, so the controller holds, then faults; reset_estop restarts at the new pose."""
+    controller = make_controller()
+    arm = IdealArm(controller, home_q(controller))
+    arm.run(20)
+    moved = arm.q + np.array([0.6, -0.3, 0.2, 0.0, 0.1, 0.0])
+    held = arm.q.copy()
+    commands = []
+    for _ in range(300):
+        arm.now_ns += arm.period_ns
+        commands.append(controller.update(arm.now_ns, moved))
+    assert all(np.max(np.abs(c.positions - held)) < 1e-9 for c in commands)
+    assert commands[-1].state is ControllerState.FAULT
+    assert "joint states implausible" in controller.status().fault_reason
+    result = controller.reset_estop(arm.now_ns)
+    assert result.ok, result.reason
+    assert "fault reset" in result.reason
+    arm.q = moved
+    log = arm.run(20)
+    np.testing.assert_allclose(log.positions[-1], moved, atol=1e-9)
+    assert log.states[-1] is ControllerState.IDLE
+
+
+def test_an_announced_arm_reset_resynchronises_without_a_fault() -> None:
+    controller = make_controller()
+    arm = IdealArm(controller, home_q(controller))
+    old_stamp = arm.now_ns
+    arm.run(50, submit={0: make_chunk(old_stamp, line(HOME, HOME + np.array([0.1, 0, 0]), 40))})
+    moved = arm.q + np.array([0.6, -0.3, 0.2, 0.0, 0.1, 0.0])
+    controller.resync(arm.now_ns + 1)
     arm.now_ns += arm.period_ns
     command = controller.update(arm.now_ns, moved)
-
-    assert any("following error: joint1 is 0.600 rad" in r for r in command.reasons)
-    assert command.state is ControllerState.HOLDING
     np.testing.assert_allclose(command.positions, moved, atol=1e-9)
-    assert controller.status().following_error_reanchors == 1
-    arm.q = moved
-    log = arm.run(200)  # held at the measured position, never pulled back
-    assert np.max(np.abs(log.positions - moved)) < 1e-9
-    assert set(log.states) == {ControllerState.HOLDING}
+    np.testing.assert_allclose(command.velocities, 0.0, atol=1e-12)
+    assert command.state is ControllerState.IDLE
     stale = controller.submit_chunk(make_chunk(old_stamp + MS, line(HOME, HOME, 40)), arm.now_ns)
-    assert not stale.accepted and "re-anchoring" in stale.reason
+    assert not stale.accepted and "arm reset" in stale.reason
+    arm.q = moved
     fresh = controller.submit_chunk(make_chunk(arm.now_ns, line(HOME, HOME, 40)), arm.now_ns)
     assert fresh.accepted, fresh.reason
     log = arm.run(1500)
-    assert log.states[-1] is ControllerState.HOLDING  # chunk done, watchdog hold
-    assert np.linalg.norm(log.ee[-1] - HOME) < 1e-3  # and it tracked from the new pose
+    assert np.linalg.norm(log.ee[-1] - HOME) < 1e-3  # tracked from the new pose
+    assert controller.status().resyncs == 1 and ControllerState.FAULT not in log.states
+
+
+def test_joint_state_stamps_zero_future_and_receive_time() -> None:
+    controller = make_controller()
+    q = home_q(controller)
+    assert controller.update(T0, q).positions is not None
+    assert "zero stamp" in controller.submit_joint_state(q, 0, T0 + MS)
+    lead = int(controller.config.joint_state_max_lead * 1e9)
+    future = controller.submit_joint_state(q, T0 + MS + lead + 100 * MS, T0 + MS)
+    assert "ahead of the controller's clock" in future
+    assert controller.status().joint_states_rejected == 2
+    # a stamp inside the lead is accepted, but it cannot keep the state fresh: receive time counts
+    assert controller.submit_joint_state(q, T0 + MS + lead, T0 + MS) == ""
+    timeout = int(controller.config.joint_state_timeout * 1e9)
+    command = controller.update(T0 + MS + timeout + 10 * MS)
+    assert command.state is ControllerState.HOLDING
+    assert any("receive time" in r for r in command.reasons)
+
+
+def test_canceled_event_holds_within_limits_and_its_late_chunks_are_rejected() -> None:
+    controller = make_controller()
+    arm = IdealArm(controller, home_q(controller))
+    far = HOME + np.array([0.0, 0.2, 0.0])
+    chunk = make_chunk(arm.now_ns, line(HOME, far, 20), event_id=3)
+    previous = arm.q.copy()
+    moving = arm.run(100, submit={0: chunk})
+    assert moving.states[-1] is ControllerState.TRACKING
+    canceled_ns = arm.now_ns
+    assert controller.cancel_event(3, canceled_ns)
+    stopping = arm.run(300)
+    both = dataclasses.replace(
+        stopping,
+        positions=np.vstack([moving.positions, stopping.positions]),
+        velocities=np.vstack([moving.velocities, stopping.velocities]),
+        accelerations=np.vstack([moving.accelerations, stopping.accelerations]),
+    )
+    assert_within_limits(controller, both, previous)
+    assert stopping.states[0] is ControllerState.HOLDING
+    assert any("event 3 were canceled" in r for r in stopping.reasons[0])
+    np.testing.assert_allclose(stopping.velocities[-1], 0.0, atol=1e-9)
+    assert np.linalg.norm(stopping.ee[-1] - far) > 0.1  # stopped, not run to the end
+    late_chunk = make_chunk(canceled_ns - MS, line(HOME, far, 20), event_id=3)
+    late = controller.submit_chunk(late_chunk, arm.now_ns)
+    assert not late.accepted and "event 3 was canceled" in late.reason
+    assert controller.status().chunks_canceled == 1
 
 
 def test_a_delayed_joint_state_is_compared_with_the_command_of_its_time() -> None:
@@ -514,7 +687,7 @@ def test_a_delayed_joint_state_is_compared_with_the_command_of_its_time() -> Non
     command = controller.update(arm.now_ns, stale_q, measured_stamp_ns=stamp)
     assert not any("following error" in r for r in command.reasons), command.reasons
     assert command.state is ControllerState.TRACKING
-    assert controller.status().following_error_reanchors == 0
+    assert controller.status().following_error_holds == 0
 
 
 def test_servo_lag_below_max_following_error_is_not_reanchored() -> None:
@@ -528,7 +701,7 @@ def test_servo_lag_below_max_following_error_is_not_reanchored() -> None:
     command = controller.update(arm.now_ns, lagging)
     assert command.state is ControllerState.TRACKING
     assert not any("following error" in r for r in command.reasons)
-    assert controller.status().following_error_reanchors == 0
+    assert controller.status().following_error_holds == 0
 
 
 def test_bad_joint_states_are_ignored_with_a_reason() -> None:
@@ -597,6 +770,7 @@ def test_status_counts() -> None:
     assert (status.chunks_accepted, status.chunks_rejected) == (1, 1)
     assert status.active_event_id == 7 and status.joint_state_age_ns == 0
     assert status.updates == 11 and not status.estop_engaged
+    assert status.fault_reason == "" and status.joint_states_rejected == 0
 
 
 # ------------------------------------------------------------------------------ two arms

@@ -18,7 +18,7 @@ from wallwm_core.config_loading import ConfigError
 from wallwm_core.control import ArmKinematics
 from wallwm_msgs.msg import ActionChunk as ActionChunkMsg
 from wallwm_ros import qos
-from wallwm_ros.controller_node import ESTOP_QOS, ControllerNode
+from wallwm_ros.controller_node import ControllerNode
 from wallwm_ros.conversions import chunk_to_msg
 from wallwm_sim.description import urdf_string
 
@@ -119,7 +119,7 @@ def test_chunk_moves_the_arm_to_its_final_target(ros_context, spinner, namespace
 def test_estop_latches_until_reset(ros_context, spinner, namespace, kinematics):
     controller, client, arm, chunks = _start(ros_context, spinner, namespace)
     assert wait_for(lambda: arm.commands > 10)
-    estop = client.create_publisher(Bool, "estop", ESTOP_QOS)
+    estop = client.create_publisher(Bool, "estop", qos.ESTOP)
     assert wait_for(lambda: estop.get_subscription_count() > 0)
     estop.publish(Bool(data=True))
     assert wait_for(lambda: controller.controller.status().estop_engaged)

@@ -33,6 +33,8 @@ class FakeIO:
         self.feedback = []
         self.states: list[tuple[PolicyState, str]] = []
         self.cancel_after_chunks: int | None = None
+        self.controller_latched_after_chunks: int | None = None
+        self.canceled_events: list[int] = []
 
     def now_ns(self) -> int:
         self.clock_ns += MS
@@ -50,12 +52,18 @@ class FakeIO:
         return Observation(stamp_ns=stamp)
 
     def interruption(self):
+        latched = self.controller_latched_after_chunks
+        if latched is not None and len(self.chunks) >= latched:
+            return Outcome.ESTOP, "the controller's e-stop is engaged"
         if self.cancel_after_chunks is not None and len(self.chunks) >= self.cancel_after_chunks:
             return Outcome.CANCELED, "canceled by the client"
         return None
 
     def publish_chunk(self, chunk) -> None:
         self.chunks.append(chunk)
+
+    def cancel_chunks(self, event_id: int) -> None:
+        self.canceled_events.append(event_id)
 
     def report(self, progress) -> None:
         self.feedback.append(progress)
@@ -160,12 +168,36 @@ def test_cancel_and_time_limits(policy):
     io.cancel_after_chunks = 2
     result = run_event(policy, "long wipe", 1, LIMITS, io)
     assert result.outcome == Outcome.CANCELED and result.chunks == len(io.chunks) == 2
+    assert io.canceled_events == [1]  # the controller is told to stop the event's chunks
 
     io = FakeIO()
     short = dataclasses.replace(LIMITS, max_duration_ns=500 * MS)
     result = run_event(policy, "long wipe", 2, short, io)
     assert result.outcome == Outcome.TIMED_OUT and "max duration" in result.message
     assert 500 * MS <= result.duration_ns < 600 * MS
+    assert io.canceled_events == [2]
+
+
+def test_succeeded_event_cancels_nothing(policy):
+    io = FakeIO()
+    assert run_event(policy, "reach", 1, LIMITS, io).outcome == Outcome.SUCCEEDED
+    assert io.canceled_events == []
+
+
+def test_controller_estop_ends_the_event_and_the_task_without_retries(policy):
+    io = FakeIO()
+    io.controller_latched_after_chunks = 0
+    result = run_event(policy, "long wipe", 1, LIMITS, io)
+    assert result.outcome == Outcome.ESTOP and io.chunks == []  # nothing published into it
+    assert io.states[-1] == (PolicyState.ESTOP, "the controller's e-stop is engaged")
+
+    io = FakeIO()
+    io.controller_latched_after_chunks = 2
+    planner = _planner(events=["long wipe", "reach"], max_retries_per_event=3)
+    result = run_task(policy, planner, EventIdSource(), LIMITS, io)
+    assert result.outcome == Outcome.ESTOP and len(io.chunks) == 2
+    assert [r.outcome for r in result.events] == [Outcome.ESTOP]  # no retry, no next event
+    assert io.canceled_events == [1]
 
 
 def _planner(events=None, proposer=None, **overrides) -> EventPlanner:

@@ -11,7 +11,15 @@ from conftest import REPO_ROOT, child_env
 def test_main_job_runs_the_closed_loop_with_the_wallwm_model(tmp_path):
     out = tmp_path / "run"
     run = subprocess.run(
-        [sys.executable, "-m", "wallwm_ros.run_sim", "--timeout", "6", "--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "wallwm_ros.closed_loop.run_sim",
+            "--timeout",
+            "6",
+            "--out",
+            str(out),
+        ],
         env=child_env(),
         cwd=REPO_ROOT,
         capture_output=True,

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from wallwm_core.camera_geometry import CameraGeometry
 from wallwm_core.config_loading import ConfigError
-from wallwm_core.model.sight_cone import CameraGeometry
 from wallwm_core.policy import Observation
 from wallwm_ros.bringup import PolicyChoice, policy_node_spec
 from wallwm_ros.observation_inputs import ObservationInputsConfig, _camera_mounts

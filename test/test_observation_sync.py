@@ -9,8 +9,8 @@ import threading
 import numpy as np
 import pytest
 
+from wallwm_core.camera_geometry import CameraGeometry
 from wallwm_core.config_loading import ConfigError
-from wallwm_core.model.sight_cone import CameraGeometry
 from wallwm_core.policy import Observation
 from wallwm_ros.observation_sync import (
     MS,
@@ -315,6 +315,36 @@ def test_bad_images_and_stamps_are_dropped_and_unknown_cameras_raise():
         sync.add_image("top", T0, image())
 
 
+def test_zero_and_future_stamps_never_enter_a_buffer():
+    """A frame stamped +100 s (or a burst at +1000 s) would stay the newest of its sorted buffer
+    and block every real frame; with the receive time they are rejected and counted."""
+    sync = make_sync()
+    now = T0 + 100 * MS
+    assert "zero stamp" in sync.add_image("left", 0, image(), now)
+    assert "zero stamp" in sync.add_joint_state(0, JOINTS, ramp(T0), now)
+    assert "ahead of the receive time" in sync.add_image("left", now + 100 * 10**9, image(), now)
+    for _ in range(20):
+        assert "ahead" in sync.add_image("right", now + 1000 * 10**9, image(), now)
+    assert "ahead" in sync.add_joint_state(now + 100 * 10**9, JOINTS, ramp(T0), now)
+    within = now + sync.config.max_future_stamp_ns  # inside the tolerance: accepted
+    assert sync.add_joint_state(within, JOINTS, ramp(within), now) is None
+    stats = sync.stats(now)
+    assert stats.cameras["left"].dropped == {"bad_stamp": 1, "future_stamp": 1}
+    assert stats.cameras["right"].dropped == {"future_stamp": 20}
+    assert stats.cameras["right"].stored == 0
+    assert stats.joints.dropped == {"bad_stamp": 1, "future_stamp": 1}
+
+    # the real streams are not blocked: an observation comes from them
+    sync = make_sync()
+    sync.add_image("left", now + 100 * 10**9, image(), now)
+    feed_joints(sync, T0, now)
+    for camera in CAMERAS:
+        assert sync.add_image(camera, now - 10 * MS, image(), now) is None
+    observation = sync.try_observation(now)
+    assert isinstance(observation, Observation), observation
+    assert observation.stamp_ns == now - 10 * MS
+
+
 # -- calibration ---------------------------------------------------------------------------
 
 
@@ -412,7 +442,7 @@ def test_reset_forgets_buffers_after_a_clock_jump():
     feed_frames(sync, {c: [T0 + 10 * MS] for c in CAMERAS})
     assert isinstance(sync.try_observation(T0 + 10 * MS), Observation)
     sync.reset()  # simulation restarted at t = 0
-    feed_joints(sync, 0, 10 * MS)
+    feed_joints(sync, 2 * MS, 10 * MS)  # (a zero stamp is rejected)
     feed_frames(sync, {c: [10 * MS] for c in CAMERAS})
     assert sync.try_observation(10 * MS).stamp_ns == 10 * MS
 

@@ -15,6 +15,7 @@ from synthetic_sensors import SyntheticSensors, sensor_parameters
 
 from wallwm_core.config_loading import ConfigError
 from wallwm_core.outcome import Outcome, PolicyState
+from wallwm_core.policy import PolicyCapabilities
 from wallwm_core.replay_policy import ReplayPolicy
 from wallwm_msgs.msg import ActionChunk, PolicyStatus
 from wallwm_ros import qos
@@ -143,6 +144,8 @@ def test_second_goal_preempts_when_configured(ros_context, spinner, namespace, r
 
 class _FailingPolicy:
     """Delegates to a replay policy but raises on the n-th chunk, like a crashing model."""
+
+    capabilities = PolicyCapabilities()
 
     def __init__(self, inner: ReplayPolicy, fail_on_call: int) -> None:
         self.inner = inner

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from wallwm_core.model.sight_cone import CameraGeometry, sight_cone_allowed, sight_cone_bias
+from wallwm_core.camera_geometry import CameraGeometry
+from wallwm_core.model.sight_cone import sight_cone_allowed, sight_cone_bias
 
 IMAGE_HW = (48, 64)
 GRID_HW = (6, 8)  # 8 x 8 pixel patches

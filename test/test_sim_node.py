@@ -26,10 +26,12 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from wallwm_core.action_chunk import NS_PER_S
 from wallwm_core.config_loading import ConfigError
 from wallwm_msgs.srv import GetTaskProgress, ResetSimulation
 from wallwm_ros import qos
 from wallwm_ros.conversions import ns_to_duration, ns_to_time, time_to_ns
+from wallwm_ros.sim_node import CLOCK_QOS, SimNode, main
 from wallwm_sim import cameras, description
 from wallwm_sim.joint_trajectory import (
     TrajectoryError,
@@ -38,10 +40,8 @@ from wallwm_sim.joint_trajectory import (
     plan_trajectory,
 )
 from wallwm_sim.sim import HOME_JOINT_POSITIONS
-from wallwm_sim.sim_node import CLOCK_QOS, SimNode, main
 from wallwm_sim.tasks import get_task
 
-NS_PER_S = 1_000_000_000
 HOME = np.array(HOME_JOINT_POSITIONS)
 ARM = description.ARM_JOINT_NAMES
 # Control 100 Hz (10 ms), no cameras unless a test asks for them.
@@ -443,7 +443,7 @@ def test_main_exits_2_on_bad_parameters(capsys):
 
 
 def test_sigint_stops_the_node_cleanly():
-    command = [sys.executable, "-m", "wallwm_sim.sim_node", "--ros-args"]
+    command = [sys.executable, "-m", "wallwm_ros.sim_node", "--ros-args"]
     command += ["-p", "image_height:=32", "-p", "image_width:=32", "-p", "control_rate_hz:=100.0"]
     process = subprocess.Popen(
         command, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

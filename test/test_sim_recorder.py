@@ -8,9 +8,8 @@ import json
 import numpy as np
 import pytest
 
+from wallwm_core.episode_format import TRACKS, EpisodeFormatError, list_episodes, read_episode
 from wallwm_sim import evaluate, generate_demos
-from wallwm_sim.captions import TRACKS
-from wallwm_sim.episode_format import EpisodeFormatError, list_episodes, read_episode
 from wallwm_sim.expert import ScriptedExpert
 from wallwm_sim.kinematics import sim_arm_kinematics, tool_pose
 from wallwm_sim.policy import DoNothingPolicy

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wallwm_core.model.sight_cone import CameraGeometry
+from wallwm_core.camera_geometry import CameraGeometry
 from wallwm_sim import description
 from wallwm_sim.cameras import CAMERA_NAMES, project_points
 from wallwm_sim.sim import HOME_JOINT_POSITIONS, InvalidCommandError, SimConfig, TabletopSim

@@ -161,6 +161,9 @@ class FakeIO:
     def publish_chunk(self, chunk: ActionChunk) -> None:
         self.chunks.append(chunk)
 
+    def cancel_chunks(self, event_id: int) -> None:
+        pass
+
     def report(self, progress) -> None:
         pass
 
@@ -316,16 +319,17 @@ def test_unified_mode_policy_uses_history_frames() -> None:
     assert mask is not None and not bool(mask[:, :, 0].any()) and bool(mask[:, :, 1].all())
 
 
-def test_propose_next_event_exists_only_with_a_vlm(
+def test_only_a_vlm_checkpoint_offers_a_proposer(
     policy: WallWMPolicy, vlm_policy: WallWMPolicy
 ) -> None:
-    assert not hasattr(policy, "propose_next_event")
-    with pytest.raises(AttributeError, match="no VLM"):
-        policy.propose_next_event  # noqa: B018
-    assert hasattr(vlm_policy, "propose_next_event")
+    assert policy.capabilities.proposer is None
+    with pytest.raises(RuntimeError, match="no VLM"):
+        policy.propose_next_event("tidy up", ())
+    proposer = vlm_policy.capabilities.proposer
+    assert proposer is not None
     vlm_policy.infer_event(observation(), "open the drawer")  # gives the VLM images
     history = (EventRecord(0, "open the drawer", 1, Outcome.SUCCEEDED, "", 0, 1, 1),)
-    proposal = vlm_policy.propose_next_event("tidy up", history)
+    proposal = proposer("tidy up", history)
     assert proposal is None or isinstance(proposal, str)
     with pytest.raises(RuntimeError, match="no VLM"):
         policy.staircase_condition("tidy up")

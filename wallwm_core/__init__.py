@@ -1,4 +1,5 @@
-"""wallwm_core: the ROS-free WALL-WM library (action chunks, policies, and later the model).
+"""wallwm_core: the ROS-free WALL-WM library: model, training objective, inference, checkpoints,
+VLM, event planner, policies and the joint controller.
 
 Nothing in this package imports rclpy or ROS message types; wallwm_ros translates.
 """

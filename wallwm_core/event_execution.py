@@ -9,6 +9,10 @@ event succeeds once the chunk marked ``ends_event`` has run to its end. Old data
 without a fresh observation no chunk is produced, the state is HOLDING with the reason, and after
 ``stale_hold_timeout_ns`` without one the event ends with FAULT. An exception from the policy
 ends the event with FAULT at once. Either way the caller's node stays up for the next goal.
+An event that ends any other way than SUCCEEDED after publishing chunks (canceled, preempted,
+timed out, faulted, e-stopped) asks the controller to stop executing them
+(:meth:`ExecutionIO.cancel_chunks`). An interruption with the ESTOP or FAULT outcome (the node
+reports the controller's latched e-stop or fault there) ends the event before its next chunk.
 
 A task: an :class:`~wallwm_core.planner.EventPlanner` decides which event runs next; each event
 runs as above, and its estimates and outcome go back to the planner.
@@ -87,6 +91,9 @@ class ExecutionIO(Protocol):
 
     def publish_chunk(self, chunk: ActionChunk) -> None: ...
 
+    def cancel_chunks(self, event_id: int) -> None:
+        """Stop the controller executing the published chunks of ``event_id`` (it ended early)."""
+
     def report(self, progress: EventProgress) -> None:
         """Feedback after each published chunk."""
 
@@ -111,10 +118,14 @@ def run_event(
     limits: ExecutionLimits,
     io: ExecutionIO,
     on_step: Callable[[PolicyStep, int], Interruption | None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> EventResult:
     """Run one event to its end; never raises for policy or input failures (they become FAULT).
 
     ``on_step(step, now_ns)`` sees every chunk after it is published and may stop the event.
+    ``sleep(seconds)`` is how the loop waits between polls of the clock and the observations:
+    wall-clock sleeping under ROS; a simulated-time driver advances its simulation there instead
+    (wallwm_sim.closed_loop_policy), so the loop itself runs unchanged on simulated time.
     """
     start_ns = io.now_ns()
     chunks = 0
@@ -129,8 +140,12 @@ def run_event(
             io.set_state(new_state, instruction, event_id, fault)
 
     def finish(outcome: Outcome, message: str) -> EventResult:
+        if outcome != Outcome.SUCCEEDED and chunks > 0:
+            io.cancel_chunks(event_id)
         if outcome == Outcome.FAULT:
             set_state(PolicyState.FAULT, message)
+        elif outcome == Outcome.ESTOP:
+            set_state(PolicyState.ESTOP, message)
         return EventResult(
             instruction, event_id, outcome, message, chunks, io.now_ns() - start_ns, latency_ns
         )
@@ -139,12 +154,12 @@ def run_event(
         if (reason := io.interruption()) is not None:
             return reason
         elapsed = io.now_ns() - start_ns
-        if elapsed >= limits.timeout_ns:
+        if elapsed > limits.timeout_ns:  # the limit itself is allowed, as in the planner
             return (
                 Outcome.TIMED_OUT,
                 f"goal timeout of {limits.timeout_ns / NS_PER_S:.3f} s reached",
             )
-        if elapsed >= limits.max_duration_ns:
+        if elapsed > limits.max_duration_ns:
             return (
                 Outcome.TIMED_OUT,
                 f"event exceeded max duration {limits.max_duration_ns / NS_PER_S:.3f} s",
@@ -155,7 +170,7 @@ def run_event(
         while io.now_ns() < deadline_ns:
             if (reason := interruption()) is not None:
                 return reason
-            time.sleep(limits.poll_period_s)
+            sleep(limits.poll_period_s)
         return interruption()
 
     def wait_for_observation() -> Observation | Interruption:
@@ -173,7 +188,7 @@ def run_event(
                     f"no fresh observation for {waited_ns / 1e6:.0f} ms: {observation}",
                 )
             set_state(PolicyState.HOLDING, f"waiting for a fresh observation: {observation}")
-            time.sleep(limits.poll_period_s)
+            sleep(limits.poll_period_s)
 
     try:
         policy.start_event(instruction, event_id, limits.max_duration_ns)
@@ -253,11 +268,13 @@ def run_task(
     limits: ExecutionLimits,
     io: ExecutionIO,
     on_progress: Callable[[TaskProgress], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> TaskResult:
     """Run the planner's events one after another until it is done or gives up.
 
     ``limits.timeout_ns``/``max_duration_ns`` are replaced per event by the planner's remaining
-    task time and event budget. A proposer that raises ends the task with FAULT.
+    task time and event budget. A proposer that raises ends the task with FAULT. ``sleep`` as in
+    :func:`run_event`.
     """
     start_ns = io.now_ns()
 
@@ -300,12 +317,19 @@ def run_task(
             reason = planner.records[-1].message if planner.records else decision.name
             return Outcome.TIMED_OUT, f"the planner stopped the event: {reason}"
 
-        event = run_event(policy, instruction, event_ids.next(), event_limits, io, feed_planner)
+        event = run_event(
+            policy, instruction, event_ids.next(), event_limits, io, feed_planner, sleep
+        )
         if planner.finished or len(planner.records) > attempts_before:
             continue  # the planner already ended this attempt (timeout or stall) and decided
         try:
             now_ns = max(io.now_ns(), now_ns)
-            if event.outcome in (Outcome.SUCCEEDED, Outcome.CANCELED, Outcome.ABORTED):
+            if event.outcome in (
+                Outcome.SUCCEEDED,
+                Outcome.CANCELED,
+                Outcome.ABORTED,
+                Outcome.ESTOP,
+            ):
                 planner.on_event_outcome(now_ns, event.outcome, event.message)
             elif planner.tick(now_ns) is PlannerDecision.CONTINUE:
                 planner.on_event_outcome(now_ns, event.outcome, event.message)

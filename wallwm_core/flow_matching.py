@@ -121,3 +121,17 @@ def euler_integrate(
             raise ValueError(f"velocity_fn returned {velocity.shape=}, expected {x.shape}")
         x = x + (t_next - t_now) * velocity
     return x
+
+
+def _frames_first(x: torch.Tensor) -> torch.Tensor:
+    """``[B, V, F, ...]`` -> ``[B*F, V, ...]`` so that per-frame times are per-sample times."""
+    return x.transpose(1, 2).flatten(0, 1)
+
+
+def noise_video(
+    latents: torch.Tensor, noise: torch.Tensor, frame_times: torch.Tensor
+) -> torch.Tensor:
+    """``x_t`` of latents ``[B, V, F, ...]`` at per-frame times ``[B, F]``."""
+    batch, _, frames = latents.shape[:3]
+    noisy = interpolate(_frames_first(latents), _frames_first(noise), frame_times.flatten())
+    return noisy.unflatten(0, (batch, frames)).transpose(1, 2)

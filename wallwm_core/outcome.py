@@ -17,6 +17,7 @@ class Outcome(enum.IntEnum):
     CANCELED = 2
     ABORTED = 3
     FAULT = 4
+    ESTOP = 5  # the controller's e-stop is engaged
 
 
 class PolicyState(enum.IntEnum):

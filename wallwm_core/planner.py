@@ -274,7 +274,7 @@ class EventPlanner:
         """The executor ended the current event with ``outcome``.
 
         SUCCEEDED -> ADVANCE; TIMED_OUT or FAULT -> REPLAN while retries remain, else ABORT;
-        CANCELED or ABORTED -> ABORT (someone above the planner stopped it).
+        CANCELED, ABORTED or ESTOP -> ABORT (someone above the planner stopped it).
         """
         self._check_running(now_ns)
         outcome = Outcome(outcome)

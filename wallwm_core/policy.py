@@ -3,7 +3,11 @@
 A policy serves one event at a time: ``start_event`` with the next-event instruction, then
 ``next_chunk`` for each fresh observation until a chunk with ``ends_event`` set comes back.
 The WALL-WM model and the replay policy implement the same interface, so the ROS nodes run
-either unchanged.
+either unchanged. What a policy offers beyond that (proposing events, the sensors it was trained
+on) it declares in :class:`PolicyCapabilities`; callers read that, they never probe the policy.
+
+Numpy only: robot-side code (the ROS nodes, the controller, the simulator) imports these types
+without torch.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from typing import Protocol
 import numpy as np
 
 from wallwm_core.action_chunk import ActionChunk
-from wallwm_core.model.sight_cone import CameraGeometry
+from wallwm_core.camera_geometry import CameraGeometry
+from wallwm_core.planner import EventProposer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,8 +54,34 @@ class UnknownInstructionError(ValueError):
     """The policy cannot serve this instruction."""
 
 
+@dataclasses.dataclass(frozen=True)
+class SensorRequirements:
+    """The cameras and joints (in order) a policy was trained on; the sensors must match."""
+
+    cameras: tuple[str, ...]
+    joint_names: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyCapabilities:
+    """What a policy offers beyond serving events; the defaults are a policy with none.
+
+    proposer: proposes the next event of a task given without events (None: tasks need their
+    events); sensors: the inputs it was trained on (None: it reads whatever it gets); untrained:
+    its actions are meaningless (tests, demos), worth a warning.
+    """
+
+    proposer: EventProposer | None = None
+    sensors: SensorRequirements | None = None
+    untrained: bool = False
+
+
 class EventPolicy(Protocol):
     """A policy that produces action chunks for one semantic event at a time."""
+
+    @property
+    def capabilities(self) -> PolicyCapabilities:
+        """What the policy offers beyond start_event/next_chunk."""
 
     def start_event(self, instruction: str, event_id: int, max_duration_ns: int) -> None:
         """Begin a new event; raises UnknownInstructionError if it cannot be served."""

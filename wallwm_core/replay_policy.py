@@ -21,7 +21,12 @@ from scipy.spatial.transform import Rotation, Slerp
 
 from wallwm_core.action_chunk import NS_PER_S, ActionChunk
 from wallwm_core.config_loading import ConfigError, load_config
-from wallwm_core.policy import Observation, PolicyStep, UnknownInstructionError
+from wallwm_core.policy import (
+    Observation,
+    PolicyCapabilities,
+    PolicyStep,
+    UnknownInstructionError,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +143,9 @@ def densify(event: ScriptedEvent, arm_names: tuple[str, ...], step_period: float
 
 class ReplayPolicy:
     """Replays scripted end-effector trajectories, one per known instruction."""
+
+    # It proposes no events and reads no sensors (chunks are stamped with the clock).
+    capabilities = PolicyCapabilities()
 
     def __init__(self, config: ReplayConfig) -> None:
         self._config = config

@@ -6,9 +6,9 @@ Serving an event (what the ROS policy node calls):
   the sampling noise (``inference.seed`` and the event id), so a run is reproducible.
 - ``next_chunk(observation)``, **event mode** (default): every call predicts the *rest of the
   event* from the fresh observation. The Δt head estimates the remaining time; the chunk has
-  ``ceil(Δt * control_hz)`` steps, at most ``limits.max_action_steps`` and at most the steps
-  left in ``max_duration_ns``; so the first call predicts the whole event and later calls
-  re-plan the remainder. ``ends_event`` is set when the predicted remainder fits in this chunk.
+  ``round(Δt * control_hz)`` steps (halves up, at least 1), at most ``limits.max_action_steps``
+  and at most the steps left in ``max_duration_ns``; so the first call predicts the whole event
+  and later calls re-plan the remainder. ``ends_event`` is set when the predicted remainder fits in this chunk.
   ``predicted_remaining_ns`` is Δt; ``progress = elapsed / (elapsed + Δt)`` with ``elapsed``
   measured from the event's first observation.
 - **unified mode** (``inference.mode = "unified"``): fixed chunks of ``unified.chunk_steps``
@@ -19,8 +19,9 @@ Direct use: :meth:`WallWMPolicy.predict_event` / :meth:`WallWMPolicy.predict_chu
 typed :class:`~wallwm_core.action_chunk.ActionChunk` objects; :meth:`WallWMPolicy.infer_event`
 / :meth:`WallWMPolicy.infer_chunk` also return Δt, the predicted future latents and (on
 request) decoded frames. When the checkpoint has a VLM, ``propose_next_event(task, history)``
-proposes the next event (the planner's proposer); without one the attribute does not exist
-(``hasattr`` is False), which is how the node knows it cannot take tasks without events.
+proposes the next event (the planner's proposer). :attr:`WallWMPolicy.capabilities` tells the
+node what it offers: the proposer (None without a VLM: tasks need their events), the cameras
+and joints of the checkpoint, and whether it is untrained.
 
 Device: CUDA with bfloat16 autocast when available, else CPU float32 (``device=``/``dtype=``
 override). Sampling noise is drawn from a seeded ``torch.Generator`` on the CPU.
@@ -31,7 +32,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +66,13 @@ from wallwm_core.model.text_encoder import TextEmbedding, TextEncoder, load_hf_t
 from wallwm_core.model.wallwm import WallWM
 from wallwm_core.normalization import NormalizationStats
 from wallwm_core.planner import EventRecord
-from wallwm_core.policy import Observation, PolicyStep, UnknownInstructionError
+from wallwm_core.policy import (
+    Observation,
+    PolicyCapabilities,
+    PolicyStep,
+    SensorRequirements,
+    UnknownInstructionError,
+)
 from wallwm_core.vlm import VLMEventProposer, WallVLM
 
 logger = logging.getLogger(__name__)
@@ -425,7 +432,7 @@ class WallWMPolicy:
     ) -> ChunkPrediction:
         """Event mode: the actions (and video) of the rest of the event from ``observation``.
 
-        The chunk has ``ceil(Δt * control_hz)`` steps within ``[1, min(max_action_steps,
+        The chunk has ``round(Δt * control_hz)`` steps within ``[1, min(max_action_steps,
         max_steps)]``; ``ends_event``/``covers_event`` when the predicted remainder fits.
         """
         text = self.encode_instruction(instruction)
@@ -583,17 +590,24 @@ class WallWMPolicy:
         )
         return images.clamp(0.0, 1.0)
 
-    def _propose(self, task: str, history: tuple[EventRecord, ...]) -> str | None:
-        assert self._proposer is not None
+    def propose_next_event(self, task: str, history: tuple[EventRecord, ...]) -> str | None:
+        """The next event instruction of ``task`` after ``history``, None when it is done.
+
+        Only with a VLM (see :attr:`capabilities`); raises RuntimeError without one.
+        """
+        if self._proposer is None:
+            raise RuntimeError(
+                "propose_next_event: this WALL-WM checkpoint has no VLM, so it cannot propose "
+                "events; give the task's events explicitly"
+            )
         with self.runtime.inference_context():
             return self._proposer(task, history)
 
     @property
-    def propose_next_event(self) -> Callable[[str, tuple[EventRecord, ...]], str | None]:
-        """``(task, history) -> next event instruction | None`` (task done); only with a VLM."""
-        if self._proposer is None:
-            raise AttributeError(
-                "propose_next_event: this WALL-WM checkpoint has no VLM, so it cannot propose "
-                "events; give the task's events explicitly"
-            )
-        return self._propose
+    def capabilities(self) -> PolicyCapabilities:
+        """The proposer (with a VLM), the checkpoint's cameras and joints, untrained or not."""
+        return PolicyCapabilities(
+            proposer=self.propose_next_event if self._proposer is not None else None,
+            sensors=SensorRequirements(self.deployment.cameras, self.deployment.joint_names),
+            untrained=self.status == "untrained",
+        )

@@ -1,9 +1,9 @@
 """Which nodes a bringup starts and with which parameters: the one source for launch and in-process.
 
 ``sim.launch.py`` / ``robot.launch.py`` turn these :class:`NodeSpec` lists into launch_ros Nodes;
-:mod:`wallwm_ros.inprocess_bringup` builds the same nodes in one process. Both read the node
-parameter files of wallwm_bringup/config and a robot file (wallwm_bringup/config/robots), so they
-cannot drift apart (test_bringup checks that they start the same nodes with the same parameters).
+:mod:`wallwm_ros.closed_loop.inprocess_bringup` builds the same nodes in one process. Both read
+the node parameter files of wallwm_bringup/config and a robot file (wallwm_bringup/config/robots),
+so they cannot drift apart (test_bringup checks that they start the same nodes with the same parameters).
 """
 
 from __future__ import annotations
@@ -110,10 +110,10 @@ def sim_node_spec(
     robot: RobotConfig, config_dir: Path, task: str, seed: int, variant: str, real_time: bool
 ) -> NodeSpec:
     return NodeSpec(
-        package="wallwm_sim",
+        package="wallwm",
         executable="sim_node",
         name="sim_node",
-        node_class="wallwm_sim.sim_node:SimNode",
+        node_class="wallwm_ros.sim_node:SimNode",
         params_files=(config_dir / "sim_node.yaml",),
         parameters={
             "task": task,

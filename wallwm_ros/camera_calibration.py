@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 import transforms3d
 
-from wallwm_core.model.sight_cone import CameraGeometry
+from wallwm_core.camera_geometry import CameraGeometry
 
 # Configured rotations may carry rounding (YAML with few decimals): within these tolerances they
 # are projected onto the nearest rotation; beyond them they are rejected as non-rigid.

@@ -5,9 +5,15 @@ limits, watchdog, e-stop), run by a :class:`~wallwm_core.control.ControlLoop` th
 deadlines (not an rclpy timer); with ``use_sim_time`` the deadlines are on the /clock time line.
 
 Interfaces (relative names):
-- subscribes ``action_chunk`` (wallwm_msgs/ActionChunk), the joint states, ``estop``
-  (std_msgs/Bool, reliable; true engages the latched e-stop);
-- service ``reset_estop`` (std_srvs/Trigger): clears the e-stop once the arm is at rest;
+- subscribes ``action_chunk`` (wallwm_msgs/ActionChunk; its size is checked before any
+  conversion), the joint states (checked by the core: stamps, jumps), ``estop`` (std_msgs/Bool,
+  reliable; true engages the latched e-stop), ``cancel_chunks`` (wallwm_msgs/CancelChunks: a
+  canceled or preempted event's chunks stop at once) and ``arm_reset`` (std_msgs/Header: a
+  trusted announcement, e.g. by the simulator at an episode reset, that the arm was moved at
+  ``stamp``; the command restarts at the joint states from then on);
+- service ``reset_estop`` (std_srvs/Trigger): clears a latched e-stop or fault once the arm is
+  at rest and its joint states are steady;
+- publishes ``controller_state`` (wallwm_msgs/ControllerState, transient local, on change);
 - publishes, by ``output``: ``forward_position`` -> std_msgs/Float64MultiArray of the arm joints
   (a ros2_control forward_command_controller) every tick, or ``joint_trajectory`` ->
   trajectory_msgs/JointTrajectory with one point ``trajectory_lead`` ahead (a
@@ -26,9 +32,8 @@ from pathlib import Path
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, Float64MultiArray
+from std_msgs.msg import Bool, Float64MultiArray, Header
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
@@ -43,21 +48,30 @@ from wallwm_core.control import (
     load_controller_config,
 )
 from wallwm_msgs.msg import ActionChunk as ActionChunkMsg
+from wallwm_msgs.msg import CancelChunks
+from wallwm_msgs.msg import ControllerState as ControllerStateMsg
 from wallwm_ros import qos
-from wallwm_ros.conversions import chunk_from_msg, ns_to_duration, ns_to_time, time_to_ns
+from wallwm_ros.conversions import (
+    chunk_from_msg,
+    duration_to_ns,
+    ns_to_duration,
+    ns_to_time,
+    time_to_ns,
+)
 from wallwm_ros.node_main import spin_node
 from wallwm_ros.parameters import declare_config
 from wallwm_ros.robot_config import resolve_file
 
 OUTPUTS = ("forward_position", "joint_trajectory")
 GRIPPER_REPEAT_S = 0.1  # the gripper command is re-sent at least this often
+STATE_CODES = {
+    ControllerState.IDLE: ControllerStateMsg.IDLE,
+    ControllerState.TRACKING: ControllerStateMsg.TRACKING,
+    ControllerState.HOLDING: ControllerStateMsg.HOLDING,
+    ControllerState.FAULT: ControllerStateMsg.FAULT,
+    ControllerState.ESTOP: ControllerStateMsg.ESTOP,
+}
 SIM_TIME_POLL_S = 0.0002
-
-# The e-stop must never be lost: reliable, kept in a queue (a quick press-and-release must not
-# overwrite the press before it is read), and a late-joining controller sees recent values.
-ESTOP_QOS = QoSProfile(
-    depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,11 +135,9 @@ class ControllerNode(Node):
             raise ConfigError(f"parameter 'robot_description'/'urdf_file': {error}") from error
         self._joint_index = {name: i for i, name in enumerate(self.controller.joint_names)}
         self._lock = threading.Lock()
-        self._latest_q: np.ndarray | None = None
-        self._latest_stamp_ns = 0
-        self._new_measurement = False
         self._joint_state_problem = ""
-        self._malformed_chunks = 0
+        self._published_state: tuple[ControllerState, str] | None = None
+        self._state_lock = threading.RLock()
         self._last_gripper: tuple[float, ...] | None = None
         self._last_gripper_sent_ns = 0
         self._last_trajectory_ns = 0
@@ -144,13 +156,16 @@ class ControllerNode(Node):
             Float64MultiArray, self.config.gripper_command_topic, qos.COMMANDS
         )
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._state_pub = self.create_publisher(ControllerStateMsg, "controller_state", qos.LATCHED)
         self.create_subscription(
             ActionChunkMsg, self.config.chunk_topic, self._on_chunk, qos.COMMANDS
         )
         self.create_subscription(
             JointState, self.config.joint_state_topic, self._on_joint_state, qos.SENSORS
         )
-        self.create_subscription(Bool, "estop", self._on_estop, ESTOP_QOS)
+        self.create_subscription(Bool, "estop", self._on_estop, qos.ESTOP)
+        self.create_subscription(CancelChunks, "cancel_chunks", self._on_cancel, qos.COMMANDS)
+        self.create_subscription(Header, "arm_reset", self._on_arm_reset, qos.COMMANDS)
         self.create_service(Trigger, "reset_estop", self._on_reset_estop)
         self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)
 
@@ -186,11 +201,16 @@ class ControllerNode(Node):
     # --- inputs ----------------------------------------------------------------------------
 
     def _on_chunk(self, msg: ActionChunkMsg) -> None:
+        # Size first: a huge chunk must not stall this callback with its conversion.
+        lengths = [msg.num_steps]
+        lengths += [max(len(arm.poses), len(arm.gripper)) for arm in msg.arms]
+        too_big = self.controller.check_chunk_size(max(lengths), duration_to_ns(msg.step_period))
         try:
+            if too_big:
+                raise InvalidChunkError(too_big)
             chunk = chunk_from_msg(msg)
         except InvalidChunkError as error:
-            with self._lock:
-                self._malformed_chunks += 1
+            self.controller.note_rejected_chunk(str(error))
             self.get_logger().error(f"chunk rejected: {error}", throttle_duration_sec=1.0)
             return
         result = self.controller.submit_chunk(chunk, self._now_ns())
@@ -209,16 +229,16 @@ class ControllerNode(Node):
             if slot is not None:
                 positions[slot] = value
                 found += 1
-        stamp_ns = time_to_ns(msg.header.stamp) or self._now_ns()
-        with self._lock:
-            if found < len(index):
-                missing = [n for n, i in index.items() if np.isnan(positions[i])]
+        if found < len(index):
+            missing = [n for n, i in index.items() if np.isnan(positions[i])]
+            with self._lock:
                 self._joint_state_problem = f"joint state lacks {missing}"
-                return
-            self._joint_state_problem = ""
-            self._latest_q = positions
-            self._latest_stamp_ns = stamp_ns
-            self._new_measurement = True
+            return
+        problem = self.controller.submit_joint_state(
+            positions, time_to_ns(msg.header.stamp), self._now_ns()
+        )
+        with self._lock:
+            self._joint_state_problem = problem
 
     def _on_estop(self, msg: Bool) -> None:
         if msg.data:
@@ -227,10 +247,26 @@ class ControllerNode(Node):
                 "e-stop engaged (estop topic); reset with the reset_estop service"
             )
 
+    def _on_cancel(self, msg: CancelChunks) -> None:
+        if self.controller.cancel_event(msg.event_id, time_to_ns(msg.header.stamp)):
+            self.get_logger().warning(f"event {msg.event_id} canceled: its chunks stopped")
+
+    def _on_arm_reset(self, msg: Header) -> None:
+        stamp_ns = time_to_ns(msg.stamp)
+        self.controller.resync(stamp_ns)
+        self.get_logger().info(
+            f"arm reset announced at {stamp_ns / NS_PER_S:.3f} s: the command restarts at the "
+            "joint states from then on"
+        )
+
     def _on_reset_estop(self, request: Trigger.Request, response: Trigger.Response):
-        result = self.controller.reset_estop(self._now_ns())
+        now_ns = self._now_ns()
+        result = self.controller.reset_estop(now_ns)
         response.success, response.message = result.ok, result.reason
         if result.ok:
+            # Tell the policy before the caller hears back: a goal sent right after a
+            # successful reset must not meet the stale ESTOP state.
+            self._send_state(ControllerState.IDLE, result.reason, now_ns)
             self.get_logger().info("e-stop reset")
         else:
             self.get_logger().warning(f"e-stop reset refused: {result.reason}")
@@ -239,14 +275,28 @@ class ControllerNode(Node):
     # --- control tick (loop thread) --------------------------------------------------------
 
     def _tick(self, tick: LoopTick) -> None:
-        with self._lock:
-            measured = self._latest_q if self._new_measurement else None
-            stamp_ns = self._latest_stamp_ns
-            self._new_measurement = False
-        command = self.controller.update(
-            tick.start_ns, measured, stamp_ns if measured is not None else None
-        )
+        command = self.controller.update(tick.start_ns)
         self._publish(command, tick.start_ns)
+        self._publish_state(command)
+
+    def _publish_state(self, command: ControlCommand) -> None:
+        """``controller_state`` on every change of state (and of the latched reason)."""
+        latched = command.state in (ControllerState.FAULT, ControllerState.ESTOP)
+        reason = command.reasons[0] if command.reasons else ""
+        key = (command.state, reason if latched else "")
+        with self._state_lock:
+            if key == self._published_state:
+                return
+            self._published_state = key
+            self._send_state(command.state, reason, command.stamp_ns)
+
+    def _send_state(self, state: ControllerState, reason: str, stamp_ns: int) -> None:
+        with self._state_lock:
+            if state not in (ControllerState.FAULT, ControllerState.ESTOP):
+                self._published_state = (state, "")
+            msg = ControllerStateMsg(state=STATE_CODES[state], reason=reason)
+            msg.header.stamp = ns_to_time(stamp_ns)
+            self._state_pub.publish(msg)
 
     def _publish(self, command: ControlCommand, now_ns: int) -> None:
         if command.positions is not None:
@@ -283,7 +333,7 @@ class ControllerNode(Node):
         self.controller.note_loop_stats(self._loop.stats())
         status = self.controller.status()
         with self._lock:
-            joint_problem, malformed = self._joint_state_problem, self._malformed_chunks
+            joint_problem = self._joint_state_problem
         level = {
             ControllerState.IDLE: DiagnosticStatus.OK,
             ControllerState.TRACKING: DiagnosticStatus.OK,
@@ -295,13 +345,19 @@ class ControllerNode(Node):
             "reasons": "; ".join(status.reasons),
             "estop": f"{status.estop_engaged} {status.estop_reason}".strip(),
             "chunks_accepted": str(status.chunks_accepted),
-            "chunks_rejected": str(status.chunks_rejected + malformed),
+            "fault": status.fault_reason,
+            "chunks_rejected": str(status.chunks_rejected),
             "last_rejection": status.last_rejection,
             "ik_failures": str(status.ik_failures),
             "workspace_clamped_steps": str(status.workspace_clamped_steps),
             "ee_speed_limited_ticks": str(status.ee_speed_limited_ticks),
             "joint_limit_clips": str(status.joint_limit_clips),
-            "following_error_reanchors": str(status.following_error_reanchors),
+            "following_error_holds": str(status.following_error_holds),
+            "chunks_canceled": str(status.chunks_canceled),
+            "arm_resets": str(status.resyncs),
+            "joint_states_rejected": str(status.joint_states_rejected),
+            "joint_states_implausible": str(status.joint_states_implausible),
+            "last_joint_state_rejection": status.last_joint_state_rejection,
             "joint_state_age_ms": "none"
             if status.joint_state_age_ns is None
             else f"{status.joint_state_age_ns / 1e6:.1f}",

@@ -19,8 +19,9 @@ import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 
+from wallwm_core.action_chunk import NS_PER_S
+from wallwm_core.camera_geometry import CameraGeometry
 from wallwm_core.config_loading import ConfigError
-from wallwm_core.model.sight_cone import CameraGeometry
 from wallwm_core.policy import Observation
 from wallwm_ros import qos
 from wallwm_ros.camera_calibration import (
@@ -37,7 +38,6 @@ from wallwm_ros.image_decoding import (
 )
 from wallwm_ros.observation_sync import NotReady, ObservationSynchroniser, SyncConfig
 
-NS_PER_S = 1_000_000_000
 IMAGE_TRANSPORTS = ("raw", "compressed")
 
 
@@ -57,6 +57,7 @@ class ObservationInputsConfig:
     max_camera_skew: float = 0.02
     max_camera_age: float = 0.25
     max_joint_age: float = 0.1
+    max_future_stamp: float = 0.1
 
     def __post_init__(self) -> None:
         count = len(self.camera_names)
@@ -88,7 +89,7 @@ class ObservationInputsConfig:
             )
         if count and not self.joint_names:
             raise ConfigError("parameter 'joint_names' must list the joints the policy reads")
-        for name in ("max_camera_skew", "max_camera_age", "max_joint_age"):
+        for name in ("max_camera_skew", "max_camera_age", "max_joint_age", "max_future_stamp"):
             if not getattr(self, name) >= 0.0:
                 raise ConfigError(f"parameter '{name}' must not be negative")
 
@@ -117,6 +118,7 @@ class ObservationInputsConfig:
             max_camera_skew_ns=round(self.max_camera_skew * NS_PER_S),
             max_camera_age_ns=round(self.max_camera_age * NS_PER_S),
             max_joint_age_ns=round(self.max_joint_age * NS_PER_S),
+            max_future_stamp_ns=round(self.max_future_stamp * NS_PER_S),
         )
 
 
@@ -133,6 +135,7 @@ OBSERVATION_PARAMETER_DESCRIPTIONS = {
     "max_camera_skew": "Seconds the frames of one observation may be apart.",
     "max_camera_age": "Seconds after which a camera counts as stale.",
     "max_joint_age": "Seconds after which the joint states count as stale.",
+    "max_future_stamp": "Frames and joint states stamped further ahead of now are rejected (s).",
 }
 
 
@@ -183,7 +186,7 @@ class SensorObservations:
                 f"camera {camera!r}: image rejected: {error.reason}", throttle_duration_sec=1.0
             )
             return
-        self.sync.add_image(camera, time_to_ns(msg.header.stamp), array)
+        self.sync.add_image(camera, time_to_ns(msg.header.stamp), array, self._now_ns())
 
     def _on_camera_info(self, camera: str, msg: CameraInfo) -> None:
         try:
@@ -204,7 +207,9 @@ class SensorObservations:
         self.sync.set_calibration(camera, geometry)
 
     def _on_joint_state(self, msg: JointState) -> None:
-        self.sync.add_joint_state(time_to_ns(msg.header.stamp), msg.name, msg.position)
+        self.sync.add_joint_state(
+            time_to_ns(msg.header.stamp), msg.name, msg.position, self._now_ns()
+        )
 
     def fresh_observation(self, newer_than_ns: int) -> Observation | str:
         result = self.sync.try_observation(self._now_ns(), newer_than_ns)
@@ -226,11 +231,18 @@ class SensorObservations:
             values[f"camera {camera} received"] = str(stream.received)
             dropped = sum(stream.dropped.values())
             values[f"camera {camera} dropped"] = str(dropped)
+            for kind in ("future_stamp", "bad_stamp"):
+                values[f"camera {camera} dropped {kind}"] = str(stream.dropped.get(kind, 0))
             if stream.last_rejection:
                 values[f"camera {camera} last_rejection"] = stream.last_rejection
         joints_age = stats.joints.age_ns
         values["joint_states age_ms"] = "none" if joints_age is None else f"{joints_age / 1e6:.0f}"
         values["joint_states received"] = str(stats.joints.received)
+        values["joint_states dropped"] = str(sum(stats.joints.dropped.values()))
+        for kind in ("future_stamp", "bad_stamp"):
+            values[f"joint_states dropped {kind}"] = str(stats.joints.dropped.get(kind, 0))
+        if stats.joints.last_rejection:
+            values["joint_states last_rejection"] = stats.joints.last_rejection
         if stats.last_not_ready is not None:
             values["last_not_ready"] = stats.last_not_ready.reason
         return values

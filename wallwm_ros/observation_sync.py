@@ -20,6 +20,11 @@ Rules (the numbers are :class:`SyncConfig` fields):
   chosen frame set, or the joint stream being older than its bound (``max_camera_age_ns``,
   ``max_joint_age_ns``) means no observation; the reason names the stream and its age. Stamps
   further in the future than those bounds are reported as a clock mismatch.
+- **Bad stamps** never enter a buffer: a zero or negative stamp, and (when the caller passes
+  the receive time ``now_ns``) a stamp more than ``max_future_stamp_ns`` ahead of it, are
+  rejected and counted (``bad_stamp``, ``future_stamp``). A future-stamped message would
+  otherwise stay the newest of its sorted buffer, hiding every real one, until the clock passes
+  it.
 - **Out of order and duplicates**: every stream keeps a bounded buffer sorted by stamp; a late
   message is inserted in its place (counted ``out_of_order``) unless it is older than everything
   in a full buffer (dropped, ``too_old``). A message whose stamp is already stored is ignored
@@ -46,8 +51,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from wallwm_core.camera_geometry import CameraGeometry
 from wallwm_core.config_loading import ConfigError
-from wallwm_core.model.sight_cone import CameraGeometry
 from wallwm_core.policy import Observation
 
 MS = 1_000_000  # nanoseconds
@@ -64,6 +69,7 @@ class SyncConfig:
     max_joint_age_ns: int = 100 * MS
     max_joint_hold_ns: int = 10 * MS
     max_joint_gap_ns: int = 50 * MS
+    max_future_stamp_ns: int = 100 * MS  # stamps further ahead of the receive time: rejected
     frame_buffer_size: int = 10  # frames kept per camera
     joint_buffer_size: int = 1000  # joint states kept (2 s at 500 Hz)
     require_calibration: bool = True  # every camera needs a CameraGeometry before observations
@@ -78,7 +84,7 @@ class SyncConfig:
             repeated = sorted({v for v in values if values.count(v) > 1})
             if repeated:
                 raise ConfigError(f"sync config '{name}' repeats {repeated}")
-        for name in ("max_camera_skew_ns", "max_joint_hold_ns"):
+        for name in ("max_camera_skew_ns", "max_joint_hold_ns", "max_future_stamp_ns"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"sync config '{name}' must be >= 0, got {getattr(self, name)}")
         for name in ("max_camera_age_ns", "max_joint_age_ns", "max_joint_gap_ns"):
@@ -228,13 +234,30 @@ class ObservationSynchroniser:
                 f"unknown camera {camera!r}; configured: {self.config.cameras}"
             ) from None
 
-    def add_image(self, camera: str, stamp_ns: int, image: np.ndarray) -> str | None:
-        """Buffer a decoded ``[H, W, C]`` frame; returns why it was not stored, or None."""
+    def _stamp_problem(self, stream: _Stream, stamp_ns: int, now_ns: int | None) -> str | None:
+        """Reject (and count) a zero, negative or future stamp; None when the stamp is usable."""
+        if stamp_ns < 0:
+            return stream.reject("bad_stamp", f"negative stamp {stamp_ns} ns")
+        if stamp_ns == 0:
+            return stream.reject("bad_stamp", "zero stamp (stamp messages with their time)")
+        if now_ns is not None and stamp_ns - now_ns > self.config.max_future_stamp_ns:
+            return stream.reject(
+                "future_stamp",
+                f"stamp {_s(stamp_ns - now_ns)} ahead of the receive time (more than "
+                f"{_s(self.config.max_future_stamp_ns)}): do the clocks agree (use_sim_time)?",
+            )
+        return None
+
+    def add_image(
+        self, camera: str, stamp_ns: int, image: np.ndarray, now_ns: int | None = None
+    ) -> str | None:
+        """Buffer a decoded ``[H, W, C]`` frame received at ``now_ns`` (None: no future check);
+        returns why it was not stored, or None."""
         with self._lock:
             stream = self._camera(camera)
             stream.received += 1
-            if stamp_ns < 0:
-                return stream.reject("bad_stamp", f"negative stamp {stamp_ns} ns")
+            if (problem := self._stamp_problem(stream, stamp_ns, now_ns)) is not None:
+                return problem
             if not isinstance(image, np.ndarray) or image.ndim != 3 or 0 in image.shape:
                 shape = getattr(image, "shape", type(image).__name__)
                 return stream.reject(
@@ -250,14 +273,19 @@ class ObservationSynchroniser:
             stream.reject("undecodable", reason)
 
     def add_joint_state(
-        self, stamp_ns: int, names: Sequence[str], positions: Sequence[float]
+        self,
+        stamp_ns: int,
+        names: Sequence[str],
+        positions: Sequence[float],
+        now_ns: int | None = None,
     ) -> str | None:
-        """Buffer a ``JointState`` (names, positions); returns why it was not stored, or None."""
+        """Buffer a ``JointState`` (names, positions) received at ``now_ns`` (None: no future
+        check); returns why it was not stored, or None."""
         with self._lock:
             stream = self._joints
             stream.received += 1
-            if stamp_ns < 0:
-                return stream.reject("bad_stamp", f"negative stamp {stamp_ns} ns")
+            if (problem := self._stamp_problem(stream, stamp_ns, now_ns)) is not None:
+                return problem
             values = np.asarray(positions, dtype=np.float64)
             if values.ndim != 1 or len(names) != values.shape[0]:
                 return stream.reject(

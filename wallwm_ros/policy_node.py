@@ -3,9 +3,13 @@
 Interfaces (relative names, so namespaces work):
 - action servers ``execute_event`` (wallwm_msgs/action/ExecuteEvent) and ``execute_task``
   (wallwm_msgs/action/ExecuteTask, events from the goal or proposed by the policy's planner);
-- publishes ``action_chunk`` (reliable), ``policy_status`` (transient local: the latest state
-  for late subscribers) and ``/diagnostics``;
-- subscribes to the configured camera and joint-state topics (see observation_inputs).
+- publishes ``action_chunk`` (reliable), ``cancel_chunks`` (the chunks of an event that ended
+  early: canceled, preempted, timed out, faulted), ``policy_status`` (transient local: the latest
+  state for late subscribers) and ``/diagnostics``;
+- subscribes to the configured camera and joint-state topics (see observation_inputs) and to
+  the controller's ``controller_state``: while the controller is latched (ESTOP) or faulted no
+  chunk is published, a running goal ends with the ESTOP or FAULT outcome, and
+  ``policy_status`` shows ESTOP (or FAULT) also while no goal runs.
 
 One goal runs at a time, across both servers; a second goal is rejected or preempts the running
 one, as ``goal_conflict`` says. Goals run on a dedicated worker thread (wallwm_core's
@@ -21,6 +25,7 @@ import dataclasses
 import sys
 import threading
 from collections.abc import Callable
+from typing import TypeVar
 
 import rclpy
 from builtin_interfaces.msg import Duration
@@ -28,6 +33,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.node import Node
 from rclpy.task import Future as RosFuture
 
@@ -50,7 +56,7 @@ from wallwm_core.policy import EventPolicy, Observation
 from wallwm_core.replay_policy import ReplayPolicy
 from wallwm_msgs.action import ExecuteEvent, ExecuteTask
 from wallwm_msgs.msg import ActionChunk as ActionChunkMsg
-from wallwm_msgs.msg import EventOutcome, PolicyStatus
+from wallwm_msgs.msg import CancelChunks, ControllerState, EventOutcome, PolicyStatus
 from wallwm_ros import qos
 from wallwm_ros.conversions import chunk_to_msg, duration_to_ns, ns_to_duration
 from wallwm_ros.node_main import spin_node
@@ -65,7 +71,6 @@ POLICY_TYPES = ("wallwm", "replay")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 GOAL_CONFLICT_POLICIES = ("reject", "preempt")
-EXECUTOR_THREADS = 6  # goals block one thread each while they wait on the worker
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +158,9 @@ PARAMETER_DESCRIPTIONS = {
 }
 
 
+GoalResult = TypeVar("GoalResult", EventResult, TaskResult)
+
+
 def make_policy(config: PolicyNodeConfig) -> EventPolicy:
     if config.policy_type == "replay":
         return ReplayPolicy.from_yaml(config.replay_file)
@@ -196,6 +204,22 @@ class _GoalRun:
         self.finished = threading.Event()
 
 
+@dataclasses.dataclass(frozen=True)
+class _NodeIO:
+    """What a goal uses of the node, handed over explicitly (see :class:`_GoalIO`)."""
+
+    now_ns: Callable[[], int]
+    fresh_observation: Callable[[int], Observation | str]
+    shutting_down: Callable[[], bool]
+    publish_chunk: Callable[[ActionChunk], None]
+    cancel_chunks: Callable[[int], None]
+    controller_interruption: Callable[[], Interruption | None]
+    record_latency: Callable[[int], None]
+    publish_status: Callable[[PolicyState, str, int, str], None]
+    send: Callable[[Callable[[], object]], None]  # a transition or message, dropped after shutdown
+    logger: RcutilsLogger
+
+
 @dataclasses.dataclass
 class _Counters:
     chunks: int = 0
@@ -229,8 +253,25 @@ class PolicyNode(Node):
         self._counters = _Counters()
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="inference")
         self._closing = threading.Event()
+        self._io = _NodeIO(
+            now_ns=self._now_ns,
+            fresh_observation=self._observations.fresh_observation,
+            shutting_down=lambda: self._closing.is_set() or not rclpy.ok(context=self.context),
+            publish_chunk=self._publish_chunk,
+            cancel_chunks=self._publish_cancel,
+            controller_interruption=self.controller_interruption,
+            record_latency=self._record_latency,
+            publish_status=self._publish_status,
+            send=self._unless_shut_down,
+            logger=self.get_logger(),
+        )
 
+        self._controller: tuple[int, str] | None = None  # latest ControllerState (state, reason)
         self._chunk_pub = self.create_publisher(ActionChunkMsg, "action_chunk", qos.COMMANDS)
+        self._cancel_pub = self.create_publisher(CancelChunks, "cancel_chunks", qos.COMMANDS)
+        self.create_subscription(
+            ControllerState, "controller_state", self._on_controller_state, qos.LATCHED
+        )
         self._status_pub = self.create_publisher(PolicyStatus, "policy_status", qos.LATCHED)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         group = ReentrantCallbackGroup()
@@ -261,23 +302,24 @@ class PolicyNode(Node):
 
     def _check_policy_matches_sensors(self) -> None:
         """A checkpoint trained on other cameras or joints must not start (clear error now)."""
-        deployment = getattr(self._policy, "deployment", None)
-        if deployment is None:
-            return
-        if getattr(self._policy, "status", "") == "untrained":
+        capabilities = self._policy.capabilities
+        if capabilities.untrained:
             self.get_logger().warning(
                 "the WALL-WM checkpoint is UNTRAINED: its actions are meaningless (tests, demos)"
             )
+        required = capabilities.sensors
+        if required is None:
+            return
         sensors = self.sensor_config
-        if tuple(sensors.camera_names) != tuple(deployment.cameras):
+        if tuple(sensors.camera_names) != tuple(required.cameras):
             raise ConfigError(
                 f"parameter 'camera_names' {list(sensors.camera_names)} does not match the "
-                f"checkpoint's cameras {list(deployment.cameras)}"
+                f"checkpoint's cameras {list(required.cameras)}"
             )
-        if tuple(sensors.joint_names) != tuple(deployment.joint_names):
+        if tuple(sensors.joint_names) != tuple(required.joint_names):
             raise ConfigError(
                 f"parameter 'joint_names' {list(sensors.joint_names)} does not match the "
-                f"checkpoint's joints {list(deployment.joint_names)}"
+                f"checkpoint's joints {list(required.joint_names)}"
             )
 
     def begin_shutdown(self) -> None:
@@ -314,7 +356,7 @@ class PolicyNode(Node):
             if any(not event.strip() for event in goal.events):
                 self.get_logger().warning("rejecting task: an event instruction is empty")
                 return GoalResponse.REJECT
-            if not goal.events and not hasattr(self._policy, "propose_next_event"):
+            if not goal.events and self._policy.capabilities.proposer is None:
                 self.get_logger().warning(
                     "rejecting task: no events given and the policy cannot propose any"
                 )
@@ -343,65 +385,82 @@ class PolicyNode(Node):
     # --- execute callbacks: hand the goal to the worker thread and wait --------------------
 
     async def _execute_event(self, handle: ServerGoalHandle) -> ExecuteEvent.Result:
-        outcome = await self._execute(handle, self._run_event_goal)
-        if isinstance(outcome, EventResult):
-            return ExecuteEvent.Result(
-                outcome=int(outcome.outcome),
-                message=outcome.message,
-                duration=ns_to_duration(outcome.duration_ns),
-                chunks_executed=outcome.chunks,
+        instruction = handle.request.instruction
+
+        def not_run(outcome: Outcome, message: str) -> EventResult:
+            return EventResult(
+                instruction=instruction,
+                event_id=0,
+                outcome=outcome,
+                message=message,
+                chunks=0,
+                duration_ns=0,
+                last_inference_latency_ns=0,
             )
-        return ExecuteEvent.Result(outcome=int(outcome[0]), message=outcome[1])
+
+        result = await self._execute(handle, self._run_event_goal, not_run)
+        return ExecuteEvent.Result(
+            outcome=int(result.outcome),
+            message=result.message,
+            duration=ns_to_duration(result.duration_ns),
+            chunks_executed=result.chunks,
+        )
 
     async def _execute_task(self, handle: ServerGoalHandle) -> ExecuteTask.Result:
-        outcome = await self._execute(handle, self._run_task_goal)
-        if isinstance(outcome, TaskResult):
-            return ExecuteTask.Result(
-                outcome=int(outcome.outcome),
-                message=outcome.message,
-                duration=ns_to_duration(outcome.duration_ns),
-                event_outcomes=[
-                    EventOutcome(
-                        instruction=record.instruction,
-                        outcome=int(record.outcome),
-                        message=record.message,
-                        duration=ns_to_duration(record.duration_ns),
-                        chunks_executed=record.chunks,
-                    )
-                    for record in outcome.events
-                ],
-            )
-        return ExecuteTask.Result(outcome=int(outcome[0]), message=outcome[1])
+        def not_run(outcome: Outcome, message: str) -> TaskResult:
+            return TaskResult(outcome=outcome, message=message, duration_ns=0, events=())
 
-    async def _execute(self, handle: ServerGoalHandle, body: Callable[[_GoalRun], object]):
+        result = await self._execute(handle, self._run_task_goal, not_run)
+        return ExecuteTask.Result(
+            outcome=int(result.outcome),
+            message=result.message,
+            duration=ns_to_duration(result.duration_ns),
+            event_outcomes=[
+                EventOutcome(
+                    instruction=record.instruction,
+                    outcome=int(record.outcome),
+                    message=record.message,
+                    duration=ns_to_duration(record.duration_ns),
+                    chunks_executed=record.chunks,
+                )
+                for record in result.events
+            ],
+        )
+
+    async def _execute(
+        self,
+        handle: ServerGoalHandle,
+        body: Callable[[_GoalRun], GoalResult],
+        not_run: Callable[[Outcome, str], GoalResult],
+    ) -> GoalResult:
         """Run ``body`` on the inference worker and await it without blocking the executor.
 
         The worker is one thread, so a preempting goal's body starts only after the preempted
-        one has ended.
+        one has ended. A goal that ends without its body's result (a conflict, shutdown, an
+        internal error) gets ``not_run(outcome, message)``: one result type either way.
         """
         with self._lock:
             run = self._runs.pop(bytes(handle.goal_id.uuid))
         if run.conflict:  # two goals raced past _on_goal
             handle.abort()
-            return Outcome.ABORTED, "another goal is running"
-        outcome: object = (Outcome.ABORTED, "node is shutting down")
+            return not_run(Outcome.ABORTED, "another goal is running")
+        result = not_run(Outcome.ABORTED, "node is shutting down")
         try:
             done = RosFuture()
             work = self._worker.submit(body, run)
             work.add_done_callback(lambda _: done.set_result(True))
             await done
-            outcome = work.result()
+            result = work.result()
         except (concurrent.futures.CancelledError, RuntimeError):  # worker shut down: closing
             pass
         except Exception as error:  # a bug here must end this goal, never the executor
             fault = f"internal error: {type(error).__name__}: {error}"
             self.get_logger().error(fault)
             self._publish_status(PolicyState.FAULT, "", 0, fault)
-            outcome = (Outcome.FAULT, fault)
+            result = not_run(Outcome.FAULT, fault)
         finally:
-            code = outcome.outcome if hasattr(outcome, "outcome") else outcome[0]
-            self._finish_goal(run, Outcome(code))
-        return outcome
+            self._finish_goal(run, result.outcome)
+        return result
 
     def _finish_goal(self, run: _GoalRun, outcome: Outcome) -> None:
         handle = run.handle
@@ -420,9 +479,36 @@ class PolicyNode(Node):
             if self._active is run:
                 self._active = None
                 # A fault stays visible in the latched status until the next goal starts.
-                if self._counters.state != PolicyState.FAULT:
+                if self._counters.state not in (PolicyState.FAULT, PolicyState.ESTOP):
                     self._publish_status(PolicyState.IDLE)
         run.finished.set()
+
+    # --- the controller's state ----------------------------------------------------------
+
+    def _on_controller_state(self, msg: ControllerState) -> None:
+        with self._lock:
+            self._controller = (msg.state, msg.reason)
+            if self._active is not None:
+                return  # the running goal's loop sees it (interruption) and ends
+            if msg.state == ControllerState.ESTOP:
+                self._publish_status(PolicyState.ESTOP, fault=f"controller e-stop: {msg.reason}")
+            elif msg.state == ControllerState.FAULT:
+                self._publish_status(PolicyState.FAULT, fault=f"controller fault: {msg.reason}")
+            elif self._counters.fault.startswith(("controller e-stop", "controller fault")):
+                self._publish_status(PolicyState.IDLE)  # the controller was reset
+
+    def controller_interruption(self) -> Interruption | None:
+        """ESTOP or FAULT while the controller is latched or faulted, else None."""
+        with self._lock:
+            controller = self._controller
+        if controller is None:
+            return None
+        state, reason = controller
+        if state == ControllerState.ESTOP:
+            return Outcome.ESTOP, f"controller e-stop: {reason}"
+        if state == ControllerState.FAULT:
+            return Outcome.FAULT, f"controller fault: {reason}"
+        return None
 
     # --- goal bodies (worker thread) -------------------------------------------------------
 
@@ -436,7 +522,7 @@ class PolicyNode(Node):
 
     def _run_event_goal(self, run: _GoalRun) -> EventResult:
         goal = run.handle.request
-        io = _GoalIO(self, run)
+        io = _GoalIO(self._io, run)
         result = run_event(
             self._policy,
             goal.instruction,
@@ -463,9 +549,9 @@ class PolicyNode(Node):
             planner = EventPlanner(planner_config, events=list(goal.events), task=goal.task)
         else:
             planner = EventPlanner(
-                planner_config, task=goal.task, proposer=self._policy.propose_next_event
+                planner_config, task=goal.task, proposer=self._policy.capabilities.proposer
             )
-        io = _GoalIO(self, run)
+        io = _GoalIO(self._io, run)
         result = run_task(
             self._policy,
             planner,
@@ -493,6 +579,11 @@ class PolicyNode(Node):
         self._unless_shut_down(lambda: self._chunk_pub.publish(chunk_to_msg(chunk)))
         with self._lock:
             self._counters.chunks += 1
+
+    def _publish_cancel(self, event_id: int) -> None:
+        msg = CancelChunks(event_id=event_id)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._unless_shut_down(lambda: self._cancel_pub.publish(msg))
 
     def _record_latency(self, latency_ns: int) -> None:
         with self._lock:
@@ -564,32 +655,37 @@ class PolicyNode(Node):
 class _GoalIO:
     """The event loop's view of the node, for one goal (see wallwm_core.event_execution)."""
 
-    def __init__(self, node: PolicyNode, run: _GoalRun) -> None:
+    def __init__(self, node: _NodeIO, run: _GoalRun) -> None:
         self._node = node
         self._run = run
         self._last_latency_ns = 0
 
     def now_ns(self) -> int:
-        return self._node._now_ns()
+        return self._node.now_ns()
 
     def fresh_observation(self, newer_than_ns: int) -> Observation | str:
-        return self._node._observations.fresh_observation(newer_than_ns)
+        return self._node.fresh_observation(newer_than_ns)
 
     def interruption(self) -> Interruption | None:
+        if (latched := self._node.controller_interruption()) is not None:
+            return latched
         if self._run.handle.is_cancel_requested:
             return Outcome.CANCELED, "canceled by the client"
         if self._run.stop_reason is not None:
             return Outcome.CANCELED, self._run.stop_reason
-        if self._node._closing.is_set() or not rclpy.ok(context=self._node.context):
+        if self._node.shutting_down():
             return Outcome.ABORTED, "node is shutting down"
         return None
 
     def publish_chunk(self, chunk: ActionChunk) -> None:
-        self._node._publish_chunk(chunk)
+        self._node.publish_chunk(chunk)
+
+    def cancel_chunks(self, event_id: int) -> None:
+        self._node.cancel_chunks(event_id)
 
     def report(self, progress: EventProgress) -> None:
         self._last_latency_ns = progress.inference_latency_ns
-        self._node._record_latency(progress.inference_latency_ns)
+        self._node.record_latency(progress.inference_latency_ns)
         if isinstance(self._run.handle.request, ExecuteEvent.Goal):
             feedback = ExecuteEvent.Feedback(
                 event_id=progress.event_id,
@@ -598,7 +694,7 @@ class _GoalIO:
                 chunks_executed=progress.chunks,
                 last_inference_latency=ns_to_duration(progress.inference_latency_ns),
             )
-            self._node._unless_shut_down(lambda: self._run.handle.publish_feedback(feedback))
+            self._node.send(lambda: self._run.handle.publish_feedback(feedback))
 
     def task_feedback(self, progress: TaskProgress) -> None:
         feedback = ExecuteTask.Feedback(
@@ -609,12 +705,12 @@ class _GoalIO:
             progress=progress.task_progress,
             last_inference_latency=ns_to_duration(self._last_latency_ns),
         )
-        self._node._unless_shut_down(lambda: self._run.handle.publish_feedback(feedback))
+        self._node.send(lambda: self._run.handle.publish_feedback(feedback))
 
     def set_state(self, state: PolicyState, instruction: str, event_id: int, fault: str) -> None:
-        if state == PolicyState.FAULT:
-            self._node.get_logger().error(f"event {event_id} {instruction!r}: {fault}")
-        self._node._publish_status(state, instruction, event_id, fault)
+        if state in (PolicyState.FAULT, PolicyState.ESTOP):
+            self._node.logger.error(f"event {event_id} {instruction!r}: {fault}")
+        self._node.publish_status(state, instruction, event_id, fault)
 
 
 def _duration_or(duration: Duration, default_s: float) -> int:

@@ -15,7 +15,7 @@ COMMANDS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE
 )
 
-# Latched state (PolicyStatus, e-stop): a late subscriber gets the latest value.
+# Latched state (PolicyStatus): a late subscriber gets the latest value.
 LATCHED = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
     depth=1,
@@ -25,3 +25,12 @@ LATCHED = QoSProfile(
 
 # Camera images and joint states: best effort, newest wins.
 SENSORS = qos_profile_sensor_data
+
+# The e-stop must never be lost: reliable, kept in a queue (a quick press-and-release must not
+# overwrite the press before it is read), and a late-joining controller sees recent values.
+ESTOP = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from wallwm_core.model.sight_cone import CameraGeometry
+from wallwm_core.camera_geometry import CameraGeometry
 
 # OpenCV optical frame <-> MuJoCo camera frame (both directions: the matrix is its own inverse).
 OPENCV_FROM_MUJOCO_CAMERA = np.diag([1.0, -1.0, -1.0])

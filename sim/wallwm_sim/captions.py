@@ -1,22 +1,17 @@
 """Hierarchical event captions on four tracks: task, subtask, action, segment.
 
-- ``task``: the episode's instruction, one caption for the whole episode;
-- ``subtask``: the events of the task decomposition (e.g. "pick up the red cube");
-- ``action``: the motion primitive within an event (reach, grasp, lift, carry, release, ...);
-- ``segment``: the finest level, one straight motion or gripper action, described with its
-  direction and distance (e.g. "lower the gripper 10 cm onto the red cube").
-
-A policy that knows what it is doing (the scripted expert) attaches :class:`EventLabels` to each
-action; :class:`CaptionRecorder` turns the per-step labels into segments with boundaries (step
+The tracks and :class:`~wallwm_core.episode_format.CaptionSegment` are part of the episode
+format (:mod:`wallwm_core.episode_format`, where each track is described). A policy that knows
+what it is doing (the scripted expert) attaches :class:`EventLabels` to each action;
+:class:`CaptionRecorder` turns the per-step labels into segments with boundaries (step
 indices, end exclusive, and nanosecond times).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
-TRACKS: tuple[str, ...] = ("task", "subtask", "action", "segment")
+from wallwm_core.episode_format import TRACKS, CaptionSegment
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,21 +22,6 @@ class EventLabels:
     subtask: str
     action: str
     segment: str
-
-
-@dataclasses.dataclass(frozen=True)
-class CaptionSegment:
-    """One caption over steps ``[start_step, end_step)``, times ``[start_ns, end_ns)``."""
-
-    caption: str
-    start_step: int
-    end_step: int
-    start_ns: int
-    end_ns: int
-    subtask_index: int = -1
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 class CaptionRecorder:

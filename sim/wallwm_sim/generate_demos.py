@@ -17,9 +17,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from wallwm_core.episode_format import IMAGE_FORMATS
 from wallwm_sim.cameras import CAMERA_NAMES
 from wallwm_sim.cli_args import add_episode_arguments, parse_names
-from wallwm_sim.episode_format import IMAGE_FORMATS
 from wallwm_sim.expert import ScriptedExpert
 from wallwm_sim.recorder import EpisodeRecorder
 from wallwm_sim.rollout import run_episode

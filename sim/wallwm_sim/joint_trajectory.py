@@ -18,7 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.interpolate import BPoly
 
-NS_PER_S = 1_000_000_000
+from wallwm_core.action_chunk import NS_PER_S
+
 LIMIT_TOLERANCE = 1e-6  # as wallwm_sim.sim: commands this far beyond a limit are clipped
 
 

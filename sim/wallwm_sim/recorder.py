@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 
 from wallwm_core.control.kinematics import ArmKinematics
-from wallwm_sim import cameras as camera_defs
-from wallwm_sim import description
-from wallwm_sim.captions import CaptionRecorder
-from wallwm_sim.episode_format import (
+from wallwm_core.episode_format import (
     append_to_index,
     episode_dir_name,
     list_episodes,
     write_episode,
 )
+from wallwm_sim import cameras as camera_defs
+from wallwm_sim import description
+from wallwm_sim.captions import CaptionRecorder
 from wallwm_sim.kinematics import sim_arm_kinematics, tool_pose
 from wallwm_sim.policy import Action, Observation
 from wallwm_sim.rollout import EpisodeResult

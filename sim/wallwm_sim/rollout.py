@@ -9,6 +9,7 @@ from typing import Protocol
 import numpy as np
 
 from wallwm_core.control.kinematics import ArmKinematics, Pose
+from wallwm_sim.event_rubric import EventVerdict
 from wallwm_sim.kinematics import sim_arm_kinematics
 from wallwm_sim.policy import Action, JointAction, Observation, Policy, ToolAction
 from wallwm_sim.sim import InvalidCommandError, TabletopSim
@@ -43,8 +44,12 @@ class StepSink(Protocol):
 class EpisodeResult:
     """Outcome of one episode; ``score`` is the final Task Progress (0-100).
 
-    ``outcome`` and ``event_outcomes`` (instruction, outcome, message) are the policy node's
-    task and per-event outcomes in episodes run through the ROS nodes; empty otherwise.
+    Episodes of an event policy (through the ROS nodes, or wallwm_sim.closed_loop_policy) also
+    have: ``outcome`` and ``event_outcomes`` (instruction, outcome, message), the policy's task
+    and per-event outcomes; ``events``, every event attempt judged by the planner and by the
+    rubric (wallwm_sim.event_rubric); ``chunk_latencies_ms``, the inference time of every chunk
+    (closed loop only); ``rejected_chunks`` by the controller; ``wall_s``, wall-clock seconds.
+    Empty otherwise.
     """
 
     task: str
@@ -59,6 +64,10 @@ class EpisodeResult:
     rejected_commands: int
     outcome: str = ""
     event_outcomes: tuple[tuple[str, str, str], ...] = ()
+    events: tuple[EventVerdict, ...] = ()
+    chunk_latencies_ms: tuple[float, ...] = ()
+    rejected_chunks: int = 0
+    wall_s: float = 0.0
 
 
 def _tool_action_to_joints(

@@ -16,7 +16,8 @@ import math
 import mujoco
 import numpy as np
 
-from wallwm_core.model.sight_cone import CameraGeometry
+from wallwm_core.action_chunk import NS_PER_S
+from wallwm_core.camera_geometry import CameraGeometry
 from wallwm_sim import cameras, description, scene
 from wallwm_sim.rendering import CameraRenderer
 from wallwm_sim.state import SceneState, read_scene_state
@@ -30,7 +31,6 @@ PARKED_CUBE_POSITIONS = tuple(
 )
 LATCHED_HOUSING_RGBA = (0.95, 0.95, 0.9, 1.0)
 IDLE_HOUSING_RGBA = (0.15, 0.15, 0.17, 1.0)
-NS_PER_S = 1_000_000_000
 
 
 class InvalidCommandError(ValueError):

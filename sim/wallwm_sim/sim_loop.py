@@ -30,6 +30,7 @@ from typing import Protocol
 
 import numpy as np
 
+from wallwm_core.action_chunk import NS_PER_S
 from wallwm_sim.joint_trajectory import (
     ActiveTrajectory,
     TrajectoryError,
@@ -41,7 +42,6 @@ from wallwm_sim.sim import InvalidCommandError, JointState, TabletopSim
 from wallwm_sim.tasks import TaskInstance
 from wallwm_sim.tasks.base import TOTAL_POINTS
 
-NS_PER_S = 1_000_000_000
 COMMAND_KINDS = ("position", "trajectory", "gripper")
 RESET_COMMAND_HOLD_S = 1.0
 RESET_COMMAND_MATCH_RAD = 0.1

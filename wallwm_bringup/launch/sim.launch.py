@@ -6,7 +6,7 @@
 
 Then send the task:  ros2 run wallwm send_goal --task "..." --event "..." --event "..."
 The nodes and their parameters come from wallwm_ros.bringup.sim_bringup, the same function the
-in-process bringup (python -m wallwm_ros.run_sim) uses.
+in-process bringup (python -m wallwm_ros.closed_loop.run_sim) uses.
 """
 
 from launch import LaunchDescription

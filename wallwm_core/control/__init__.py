@@ -2,7 +2,7 @@
 
 Pipeline per tick: chunk -> time index -> blend -> workspace/speed limits -> IK -> ruckig ->
 command. :class:`JointController` composes the stages; :class:`ControlLoop` runs it at a fixed
-rate on absolute deadlines. See build/readme_fragments/controller.md for the full description.
+rate on absolute deadlines. The full description is docs/controller.md.
 """
 
 from wallwm_core.control.config import (
@@ -22,7 +22,8 @@ from wallwm_core.control.controller import (
     SubmitResult,
 )
 from wallwm_core.control.kinematics import ArmKinematics, IkResult, Pose
-from wallwm_core.control.loop_runner import ControlLoop, LoopStats, LoopTick
+from wallwm_core.control.loop_runner import ControlLoop, LoopTick
+from wallwm_core.control.loop_stats import LoopStats
 
 __all__ = [
     "ArmControlConfig",

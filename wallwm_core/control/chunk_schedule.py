@@ -183,6 +183,14 @@ def _drop_oldest_blend(source: _Blend) -> ChunkTrajectory | _Blend:
     return source.new
 
 
+def _contains_event(source: ChunkTrajectory | _Blend | None, event_id: int) -> bool:
+    if source is None:
+        return False
+    if isinstance(source, ChunkTrajectory):
+        return source.chunk.event_id == event_id
+    return source.new.chunk.event_id == event_id or _contains_event(source.old, event_id)
+
+
 class ChunkSchedule:
     """The chunks being executed and the blends between them. Not thread safe (the controller
     serialises access)."""
@@ -209,6 +217,20 @@ class ChunkSchedule:
             start_ns = max(now_ns, trajectory.stamp_ns)
             self._source = _Blend(source, trajectory, start_ns, self.blend_window_ns)
         self.newest = trajectory
+
+    def drop_event(self, event_id: int) -> bool:
+        """Stop executing the chunks of ``event_id``: when the newest chunk is of that event,
+        nothing is left; when a newer event's chunk is blending in from it, that chunk runs
+        alone. True if anything was dropped."""
+        if self.newest is None:
+            return False
+        if self.newest.chunk.event_id == event_id:
+            self.clear()
+            return True
+        if _contains_event(self._source, event_id):
+            self._source = self.newest
+            return True
+        return False
 
     def sample(self, now_ns: int) -> CartesianTarget | None:
         """The blended target due at ``now_ns``, or ``None`` when no chunk covers it."""

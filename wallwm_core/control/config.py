@@ -115,15 +115,30 @@ class ControllerConfig:
     blend_window: float = 0.1  # seconds to cross-fade from the executing chunk to a newer one
     end_hold: float = 0.25  # seconds the last step is held before "no chunk covers now"
     max_stamp_lead: float = 0.5  # chunks stamped further in the future than this are rejected
+    # Chunk bounds, checked before any conversion: longer chunks are rejected.
+    max_chunk_steps: int = 1000
+    max_chunk_duration: float = 30.0  # seconds, num_steps * step_period
     # Safety.
-    workspace_violation: str = "clamp"  # targets outside the box: "clamp" them or "reject" chunk
+    # Targets outside the box by more than workspace_margin: "reject" the chunk, or "clamp" them
+    # into the box (opt-in). Targets outside by at most the margin are always clamped.
+    workspace_violation: str = "reject"
+    workspace_margin: float = 0.02  # metres
     max_ee_linear_speed: float = 0.5  # m/s, applied to the end-effector target
     max_ee_angular_speed: float = 2.0  # rad/s, applied to the end-effector target
-    joint_state_timeout: float = 0.1  # seconds; older joint states -> hold
+    # seconds; joint states older than this by stamp or by receive time -> hold
+    joint_state_timeout: float = 0.1
+    # seconds; joint states stamped further ahead of the controller's clock are rejected
+    joint_state_max_lead: float = 0.1
+    # rad; a joint state that moved further than the URDF velocity limit x the time since the
+    # last accepted one, plus this margin, is physically impossible: rejected as implausible
+    joint_state_jump_margin: float = 0.05
     estop_reset_max_speed: float = 1e-3  # rad/s; reset is refused while the arm moves faster
-    # rad; a measured joint farther than this from the command means the arm was moved by
-    # something else (a simulation reset, a collision, the driver): re-anchor and hold there
+    # rad; a measured joint farther than this from the command means the arm does not follow
+    # (a collision, the driver, a wrong reading): the controller holds, and faults when it lasts
     max_following_error: float = 0.25
+    # seconds a large following error, or a run of implausible joint states, may last before
+    # the controller latches a fault
+    joint_fault_after: float = 0.3
     # Joint-space limits: positions and velocities come from the URDF.
     velocity_scale: float = 1.0  # fraction of the URDF velocity limits to use
     position_limit_margin: float = 0.01  # rad (or m) kept away from URDF position limits
@@ -164,12 +179,23 @@ class ControllerConfig:
             joint_state_timeout=self.joint_state_timeout,
             estop_reset_max_speed=self.estop_reset_max_speed,
             max_following_error=self.max_following_error,
+            joint_fault_after=self.joint_fault_after,
+            joint_state_max_lead=self.joint_state_max_lead,
+            max_chunk_duration=self.max_chunk_duration,
             velocity_scale=self.velocity_scale,
             max_acceleration=self.max_acceleration,
             max_jerk=self.max_jerk,
             tracking_gain=self.tracking_gain,
         )
-        for name in ("end_hold", "max_stamp_lead", "position_limit_margin"):
+        if isinstance(self.max_chunk_steps, bool) or self.max_chunk_steps < 1:
+            raise ConfigError(f"max_chunk_steps must be at least 1, got {self.max_chunk_steps!r}")
+        for name in (
+            "end_hold",
+            "max_stamp_lead",
+            "position_limit_margin",
+            "workspace_margin",
+            "joint_state_jump_margin",
+        ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0.0):
                 raise ConfigError(f"controller.{name} must be >= 0, got {value!r}")

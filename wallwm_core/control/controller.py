@@ -11,11 +11,19 @@ Per control tick (:meth:`JointController.update`):
    limits, with the joint velocity scaled so the end effector stays under its speed limits (or
    decelerates to rest: the watchdog/e-stop/IK-failure hold).
 
-If the measured joints are farther than ``max_following_error`` from every command of the last
-two joint-state time-outs (a delayed measurement matches the command of its time), the arm was
-moved by something else (a simulation reset, a collision, the driver): the controller does not
-drive it back. It re-anchors the command at the measured position, drops the executing chunks
-and those stamped before that moment, and holds until a newer chunk arrives.
+Measured joint states never move the arm: the command is the controller's own jerk-limited
+state, and every command obeys the velocity, acceleration and jerk limits. Joint states are
+checked when they arrive (:meth:`JointController.submit_joint_state`): malformed ones, zero stamps,
+stamps further ahead than ``joint_state_max_lead`` and jumps further than physically possible
+since the last accepted one (URDF velocity x dt + ``joint_state_jump_margin``) are rejected and
+counted. Joint states count as stale by stamp *and* by receive time. If the accepted measurement
+is farther than ``max_following_error`` from every command of the last two joint-state time-outs
+(a delayed measurement matches the command of its time), the controller drops its chunks and
+holds; if that, or a run of implausible joint states, lasts ``joint_fault_after``, it latches a
+FAULT. The command is re-synchronised to the measured position (at rest) only when the arm is
+where it is measured to be by someone's word: at start, at an e-stop/fault reset
+(:meth:`JointController.reset_estop`) and when an arm reset is announced
+(:meth:`JointController.resync`, e.g. by a simulator that teleports the arm).
 
 The class is thread safe: a ROS node calls :meth:`submit_chunk` from its subscription callback
 and :meth:`update` from the control loop thread. Nothing here raises on bad input at run time;
@@ -24,6 +32,7 @@ problems are reported as reasons in the returned results and in :meth:`status`.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import enum
 import logging
@@ -39,16 +48,20 @@ from wallwm_core.control.config import ControllerConfig
 from wallwm_core.control.gripper import GripperMapping
 from wallwm_core.control.joint_limiter import JointMotionLimiter
 from wallwm_core.control.kinematics import ArmKinematics, Pose
-from wallwm_core.control.loop_runner import LoopStats
+from wallwm_core.control.loop_stats import LoopStats
 from wallwm_core.control.safety import EeSpeedLimiter, check_workspace
 
 logger = logging.getLogger(__name__)
+
+MAX_CANCELED_EVENTS = 64  # canceled event ids remembered (their late chunks are rejected)
 
 
 class ControllerState(enum.Enum):
     IDLE = "idle"  # no chunk since start (or since the e-stop reset): holding still
     TRACKING = "tracking"  # following a chunk
-    HOLDING = "holding"  # watchdog: no chunk covers now, stale joint states or IK failure
+    HOLDING = "holding"  # watchdog: no chunk covers now, stale joint states, following error,
+    # canceled chunks or IK failure
+    FAULT = "fault"  # latched fault (joint states): decelerate, hold, ignore chunks until reset
     ESTOP = "estop"  # latched e-stop: decelerate, hold, ignore chunks until reset
 
 
@@ -107,12 +120,27 @@ class ControllerStatus:
     ee_speed_limited_ticks: int
     workspace_clamped_steps: int
     joint_limit_clips: int
-    following_error_reanchors: int
+    following_error_holds: int
     updates: int
     active_chunk_stamp_ns: int | None
     active_event_id: int | None
     joint_state_age_ns: int | None
     loop: LoopStats | None
+    fault_reason: str = ""
+    joint_states_rejected: int = 0  # every rejected joint state, implausible ones included
+    joint_states_implausible: int = 0
+    last_joint_state_rejection: str = ""
+    resyncs: int = 0  # announced arm resets applied
+    chunks_canceled: int = 0  # cancel requests that dropped scheduled chunks
+
+
+@dataclasses.dataclass(frozen=True)
+class _Reading:
+    """A well-formed joint state: positions ``[n]``, its stamp and when it was received (ns)."""
+
+    q: np.ndarray
+    stamp_ns: int
+    received_ns: int
 
 
 class JointController:
@@ -161,6 +189,8 @@ class JointController:
             tracking_gain=config.tracking_gain,
         )
         self.max_velocity = max_velocity
+        # What the arm can physically do (the plausibility bound of measured jumps).
+        self._urdf_velocity = np.concatenate([k.limits.velocity for k in self._kinematics])
         self._ee_limiters = [
             EeSpeedLimiter(config.max_ee_linear_speed, config.max_ee_angular_speed)
             for _ in config.arms
@@ -170,6 +200,9 @@ class JointController:
         self._end_hold_ns = round(config.end_hold * NS_PER_S)
         self._lead_ns = round(config.max_stamp_lead * NS_PER_S)
         self._joint_state_timeout_ns = round(config.joint_state_timeout * NS_PER_S)
+        self._joint_lead_ns = round(config.joint_state_max_lead * NS_PER_S)
+        self._fault_after_ns = round(config.joint_fault_after * NS_PER_S)
+        self._max_chunk_duration_ns = round(config.max_chunk_duration * NS_PER_S)
         # The commands of the last two joint-state time-outs: a measurement may be that old, so
         # the following error compares it with the closest of them, not with the newest.
         self._recent_commands = np.full(
@@ -178,8 +211,24 @@ class JointController:
         self._recent_index = 0
 
         self._lock = threading.Lock()
+        # The last accepted joint state (the reference of the plausibility check).
         self._measured_q: np.ndarray | None = None
         self._measured_stamp_ns: int | None = None
+        self._measured_received_ns: int | None = None
+        self._new_measurement = False
+        # The last well-formed joint state, accepted or not, and since when the stream of them
+        # has been self-consistent (what an e-stop/fault reset re-synchronises to).
+        self._latest_reading: _Reading | None = None
+        self._reading_stable_since_ns: int | None = None
+        self._implausible_since_ns: int | None = None
+        self._following_error_since_ns: int | None = None
+        self._following_error = ""
+        self._fault_reason = ""
+        self._resync_from_ns: int | None = None
+        self._canceled: collections.OrderedDict[int, int] = collections.OrderedDict()
+        self._hold_note = ""
+        self._joint_rejections: collections.Counter[str] = collections.Counter()
+        self._last_joint_rejection = ""
         self._tracking = False
         self._ik_solution = np.zeros(n)
         self._ik_previous = np.zeros(n)
@@ -198,8 +247,11 @@ class JointController:
             ee_limited=0,
             clamped=0,
             joint_clips=0,
-            reanchors=0,
+            following_error_holds=0,
             updates=0,
+            implausible=0,
+            resyncs=0,
+            canceled=0,
         )
         self._last_rejection = ""
         self._loop_stats: LoopStats | None = None
@@ -231,6 +283,21 @@ class JointController:
         with self._lock:
             if self._estop:
                 return self._reject("e-stop engaged: chunks are ignored until reset", locked=True)
+            if self._fault_reason:
+                return self._reject(
+                    f"controller fault: {self._fault_reason}; chunks are ignored until reset",
+                    locked=True,
+                )
+            if self._following_error_since_ns is not None:
+                return self._reject(
+                    f"holding on a following error: {self._following_error}", locked=True
+                )
+            canceled_at = self._canceled.get(chunk.event_id)
+            if canceled_at is not None and chunk.stamp_ns <= canceled_at:
+                return self._reject(
+                    f"event {chunk.event_id} was canceled: its chunks are not executed",
+                    locked=True,
+                )
             newest = self._schedule.newest
             if newest is not None and chunk.stamp_ns <= newest.stamp_ns:
                 return self._reject(
@@ -240,7 +307,9 @@ class JointController:
                 )
             if chunk.stamp_ns < self._min_stamp_ns:
                 return self._reject(
-                    "chunk is stamped before the last e-stop reset or re-anchoring", locked=True
+                    "chunk is stamped before the last e-stop/fault reset, arm reset or following "
+                    "error",
+                    locked=True,
                 )
             if chunk.stamp_ns > now_ns + self._lead_ns:
                 return self._reject(
@@ -258,11 +327,52 @@ class JointController:
             skipped = trajectory.steps_due_before(now_ns)
             self._schedule.add(trajectory, now_ns)
             self._had_chunk = True
+            self._hold_note = ""
             self._counts["accepted"] += 1
             self._counts["clamped"] += clamped
         if clamp_note:
             logger.warning("chunk %d: %s", chunk.chunk_index, clamp_note)
         return SubmitResult(True, clamp_note, skipped, clamped)
+
+    def check_chunk_size(self, num_steps: int, step_period_ns: int) -> str:
+        """Why a chunk of this size is refused (``max_chunk_steps``, ``max_chunk_duration``),
+        or ``""``. Cheap: callers check it before converting a message."""
+        if num_steps > self.config.max_chunk_steps:
+            return (
+                f"chunk has {num_steps} steps, more than max_chunk_steps "
+                f"{self.config.max_chunk_steps}"
+            )
+        duration_ns = num_steps * max(int(step_period_ns), 0)
+        if duration_ns > self._max_chunk_duration_ns:
+            return (
+                f"chunk spans {duration_ns / NS_PER_S:.3f} s, more than max_chunk_duration "
+                f"{self.config.max_chunk_duration} s"
+            )
+        return ""
+
+    def note_rejected_chunk(self, reason: str) -> None:
+        """Count a chunk rejected before it reached :meth:`submit_chunk` (e.g. a malformed
+        message), so that ``chunks_rejected`` and ``last_rejection`` cover every rejection."""
+        self._reject(reason)
+
+    def cancel_event(self, event_id: int, stamp_ns: int) -> bool:
+        """Stop executing the chunks of ``event_id`` (a canceled or preempted goal): they are
+        dropped at once, the arm decelerates to a hold within the limits on the next tick, and
+        chunks of that event stamped at or before ``stamp_ns`` that arrive later are rejected.
+        True if scheduled chunks were dropped."""
+        with self._lock:
+            self._canceled[event_id] = max(stamp_ns, self._canceled.get(event_id, stamp_ns))
+            self._canceled.move_to_end(event_id)
+            while len(self._canceled) > MAX_CANCELED_EVENTS:
+                self._canceled.popitem(last=False)
+            dropped = self._schedule.drop_event(event_id)
+            if dropped:
+                self._counts["canceled"] += 1
+                self._hold_note = f"the chunks of event {event_id} were canceled"
+                if self._schedule.newest is None:
+                    self._tracking = False
+                logger.warning("%s: holding", self._hold_note)
+            return dropped
 
     def _reject(self, reason: str, locked: bool = False) -> SubmitResult:
         if locked:
@@ -276,9 +386,12 @@ class JointController:
         return SubmitResult(False, reason)
 
     def _prepare(self, chunk: ActionChunk) -> tuple[ChunkTrajectory, int, str]:
-        """Config-only checks (no controller state): frames, arms, values, workspace."""
+        """Config-only checks (no controller state): size, frames, arms, values, workspace."""
         if not isinstance(chunk, ActionChunk):
             raise ChunkRejectedError(f"expected an ActionChunk, got {type(chunk).__name__}")
+        too_big = self.check_chunk_size(chunk.num_steps, chunk.step_period_ns)
+        if too_big:
+            raise ChunkRejectedError(too_big)
         if chunk.frame_id != self.config.base_frame:
             raise ChunkRejectedError(
                 f"chunk frame {chunk.frame_id!r} is not the controller's base frame "
@@ -325,8 +438,12 @@ class JointController:
                 f"the workspace box (worst: step {check.worst_step} by {check.worst_distance:.3f} m "
                 f"at {np.round(positions[check.worst_step, arm_index], 3).tolist()})"
             )
-            if self.config.workspace_violation == "reject":
-                raise ChunkRejectedError(where)
+            beyond_margin = check.worst_distance > self.config.workspace_margin
+            if beyond_margin and self.config.workspace_violation == "reject":
+                raise ChunkRejectedError(
+                    f"{where}, more than workspace_margin {self.config.workspace_margin} m "
+                    "(workspace_violation: reject)"
+                )
             positions[:, arm_index] = check.clamped
             clamped_steps += len(check.outside_steps)
             notes.append(where + ", clamped into the box")
@@ -353,15 +470,17 @@ class JointController:
             self._tracking = False
 
     def reset_estop(self, now_ns: int) -> ResetResult:
-        """Clear a latched e-stop. Refused while the arm is still decelerating or while joint
-        states are missing or stale. After a reset the command restarts from the measured joint
-        positions, and only chunks stamped at or after ``now_ns`` are accepted."""
+        """Clear a latched e-stop and a latched fault. Refused while the arm is still
+        decelerating, or while the joint states are missing, stale or not self-consistent for a
+        joint-state time-out. After a reset the command restarts at rest from the latest joint
+        state (the operator vouches for it: it may have been rejected as a jump, e.g. after the
+        arm was moved by hand), and only chunks stamped at or after ``now_ns`` are accepted."""
         with self._lock:
-            if not self._estop:
+            if not self._estop and not self._fault_reason:
                 return ResetResult(True, "e-stop was not engaged")
-            stale = self._joint_state_problem(now_ns)
-            if stale:
-                return ResetResult(False, f"reset refused: {stale}")
+            problem = self._reading_problem(now_ns)
+            if problem:
+                return ResetResult(False, f"reset refused: {problem}")
             if self._limiter.initialized and not self._limiter.is_at_rest(
                 self.config.estop_reset_max_speed
             ):
@@ -371,35 +490,185 @@ class JointController:
                     f"reset refused: the arm is still decelerating ({speed:.4f} rad/s > "
                     f"{self.config.estop_reset_max_speed} rad/s)",
                 )
+            what = " and ".join(
+                name for name, on in (("e-stop", self._estop), ("fault", self._fault_reason)) if on
+            )
             self._estop = False
             self._estop_reason = ""
-            self._schedule.clear()
-            self._tracking = False
-            self._had_chunk = False
-            self._min_stamp_ns = now_ns
-            self._limiter.reset(self._measured_q)
-            logger.warning("e-stop reset; chunks stamped before %d are rejected", now_ns)
-            return ResetResult(True, "e-stop reset")
+            self._fault_reason = ""
+            self._restart_at(self._latest_reading, now_ns)
+            logger.warning("%s reset; chunks stamped before %d are rejected", what, now_ns)
+            return ResetResult(True, f"{what} reset")
 
-    # ----------------------------------------------------------------------------- control tick
+    def resync(self, at_ns: int) -> None:
+        """An announced arm reset: something trusted (a simulator resetting its episode) moved
+        the arm at ``at_ns``. The first joint state stamped at or after ``at_ns`` is accepted
+        without the jump check, the command restarts there at rest, the chunks are dropped (and
+        those stamped before ``at_ns`` rejected), and a latched fault is cleared. A latched e-stop
+        stays latched."""
+        with self._lock:
+            self._resync_from_ns = int(at_ns)
+            reading = self._latest_reading
+            if reading is not None and reading.stamp_ns >= at_ns:
+                self._apply_resync(reading)
+
+    def _apply_resync(self, reading: _Reading) -> None:
+        at_ns = self._resync_from_ns if self._resync_from_ns is not None else reading.stamp_ns
+        self._resync_from_ns = None
+        self._counts["resyncs"] += 1
+        if self._fault_reason:
+            logger.warning("fault cleared by an arm reset: %s", self._fault_reason)
+            self._fault_reason = ""
+        self._restart_at(reading, at_ns)
+        logger.warning("arm reset announced: the command restarts at the measured position")
+
+    def _restart_at(self, reading: _Reading | None, min_stamp_ns: int) -> None:
+        """Re-synchronise: ``reading`` becomes the accepted measurement and the commanded state
+        (at rest); chunks are dropped and those stamped before ``min_stamp_ns`` rejected."""
+        self._schedule.clear()
+        self._tracking = False
+        self._had_chunk = False
+        self._hold_note = ""
+        self._min_stamp_ns = max(self._min_stamp_ns, min_stamp_ns)
+        self._implausible_since_ns = None
+        self._following_error_since_ns = None
+        self._following_error = ""
+        self._new_measurement = False
+        if reading is None:
+            return
+        self._measured_q = reading.q.copy()
+        self._measured_stamp_ns = reading.stamp_ns
+        self._measured_received_ns = reading.received_ns
+        self._limiter.reset(reading.q)
+        self._recent_commands[:] = np.nan
+
+    # ----------------------------------------------------------------------------- joint states
+
+    def submit_joint_state(self, positions: np.ndarray, stamp_ns: int, now_ns: int) -> str:
+        """Check a measured joint state (``joint_names`` order) received at ``now_ns`` and, if it
+        is valid and plausible, make it the measurement. Returns why it was rejected, or ``""``."""
+        with self._lock:
+            return self._take_joint_state(positions, stamp_ns, now_ns)
+
+    def _reject_joint_state(self, kind: str, reason: str) -> str:
+        self._joint_rejections[kind] += 1
+        self._last_joint_rejection = reason
+        count = self._joint_rejections[kind]
+        if count == 1 or count % 500 == 0:
+            logger.warning("%s (%d %s so far)", reason, count, kind)
+        return reason
+
+    def _take_joint_state(self, positions: np.ndarray, stamp_ns: int, now_ns: int) -> str:
+        q = np.asarray(positions, dtype=float)
+        if q.shape != (len(self.joint_names),):
+            return self._reject_joint_state(
+                "malformed",
+                f"joint state ignored: expected {len(self.joint_names)} positions "
+                f"{self.joint_names}, got shape {q.shape}",
+            )
+        if not np.all(np.isfinite(q)):
+            return self._reject_joint_state(
+                "non_finite", "joint state ignored: NaN or infinite positions"
+            )
+        stamp_ns = int(stamp_ns)
+        if stamp_ns <= 0:
+            return self._reject_joint_state(
+                "zero_stamp",
+                "joint state ignored: zero stamp (stamp joint states with their measurement time)",
+            )
+        lead_ns = stamp_ns - now_ns
+        if lead_ns > self._joint_lead_ns:
+            return self._reject_joint_state(
+                "future_stamp",
+                f"joint state ignored: stamped {lead_ns / NS_PER_S:.3f} s ahead of the "
+                f"controller's clock (joint_state_max_lead {self.config.joint_state_max_lead} s): "
+                "do the clocks agree (use_sim_time)?",
+            )
+        # The latest reading (accepted or not) only moves forward in time; the accepted
+        # measurement is judged against the last accepted one, so a stray message cannot make
+        # the real stream look out of order or implausible.
+        previous = self._latest_reading
+        reading = _Reading(q.copy(), stamp_ns, now_ns)
+        if previous is None or stamp_ns > previous.stamp_ns:
+            if previous is None or self._jump(previous.q, previous.stamp_ns, q, stamp_ns):
+                self._reading_stable_since_ns = now_ns
+            self._latest_reading = reading
+        if self._resync_from_ns is not None and stamp_ns >= self._resync_from_ns:
+            self._apply_resync(reading)
+            return ""
+        if self._measured_q is not None and self._measured_stamp_ns is not None:
+            if stamp_ns <= self._measured_stamp_ns:
+                return self._reject_joint_state(
+                    "out_of_order",
+                    f"joint state ignored: stamp {stamp_ns} is not newer than the last accepted "
+                    f"one ({self._measured_stamp_ns})",
+                )
+            jump = self._jump(self._measured_q, self._measured_stamp_ns, q, stamp_ns)
+            if jump:
+                self._counts["implausible"] += 1
+                if self._implausible_since_ns is None:
+                    self._implausible_since_ns = now_ns
+                return self._reject_joint_state("implausible", f"joint state rejected: {jump}")
+        self._measured_q = reading.q
+        self._measured_stamp_ns = stamp_ns
+        self._measured_received_ns = now_ns
+        self._implausible_since_ns = None
+        self._new_measurement = True
+        return ""
+
+    def _jump(self, q0: np.ndarray, stamp0_ns: int, q1: np.ndarray, stamp1_ns: int) -> str:
+        """Why moving from ``q0`` to ``q1`` in the time between the stamps is physically
+        impossible (URDF velocity x dt + ``joint_state_jump_margin``), or ``""``. ``dt`` is at
+        most the joint-state time-out: after that long without joint states the controller has
+        been holding, so a far-away reading stays implausible however late it comes."""
+        dt = min(max(stamp1_ns - stamp0_ns, 0), self._joint_state_timeout_ns) / NS_PER_S
+        allowed = self._urdf_velocity * dt + self.config.joint_state_jump_margin
+        excess = np.abs(q1 - q0) - allowed
+        worst = int(np.argmax(excess))
+        if excess[worst] <= 0.0:
+            return ""
+        return (
+            f"implausible jump: {self.joint_names[worst]} moved {abs(q1[worst] - q0[worst]):.3f} "
+            f"rad in {dt * 1e3:.1f} ms (at most {allowed[worst]:.3f} rad: velocity limit x dt + "
+            f"joint_state_jump_margin {self.config.joint_state_jump_margin} rad)"
+        )
 
     def _joint_state_problem(self, now_ns: int) -> str:
-        if self._measured_stamp_ns is None:
-            return "no joint state received"
+        """Why the accepted measurement is unusable now (missing, stale by stamp or receive)."""
+        rejected = f" (last rejected: {self._last_joint_rejection})"
+        if self._measured_stamp_ns is None or self._measured_received_ns is None:
+            return "no joint state received" + (rejected if self._last_joint_rejection else "")
+        limit = f"{self.config.joint_state_timeout * 1e3:.0f} ms"
         age = now_ns - self._measured_stamp_ns
         if age > self._joint_state_timeout_ns:
-            return f"joint states are stale ({age / 1e6:.1f} ms old > {self.config.joint_state_timeout * 1e3:.0f} ms)"
+            why = rejected if self._last_joint_rejection else ""
+            return f"joint states are stale ({age / 1e6:.1f} ms old > {limit}){why}"
+        received_age = now_ns - self._measured_received_ns
+        if received_age > self._joint_state_timeout_ns:
+            why = rejected if self._last_joint_rejection else ""
+            return (
+                f"joint states are stale (none accepted for {received_age / 1e6:.1f} ms of "
+                f"receive time > {limit}){why}"
+            )
         return ""
 
-    def _record_measurement(self, measured_q: np.ndarray, stamp_ns: int) -> str:
-        q = np.asarray(measured_q, dtype=float)
-        if q.shape != (len(self.joint_names),):
-            return f"joint state ignored: expected {len(self.joint_names)} positions {self.joint_names}, got shape {q.shape}"
-        if not np.all(np.isfinite(q)):
-            return "joint state ignored: NaN or infinite positions"
-        self._measured_q = q.copy()
-        self._measured_stamp_ns = int(stamp_ns)
+    def _reading_problem(self, now_ns: int) -> str:
+        """Why the latest joint state cannot be re-synchronised to (missing, stale, unsteady)."""
+        reading = self._latest_reading
+        if reading is None or self._reading_stable_since_ns is None:
+            return "no joint state received"
+        timeout = self._joint_state_timeout_ns
+        age = max(now_ns - reading.stamp_ns, now_ns - reading.received_ns)
+        if age > timeout:
+            return f"joint states are stale ({age / 1e6:.1f} ms old)"
+        if now_ns - self._reading_stable_since_ns < timeout:
+            return (
+                "the joint states jumped within the last "
+                f"{self.config.joint_state_timeout * 1e3:.0f} ms: wait until they are steady"
+            )
         return ""
+
+    # ----------------------------------------------------------------------------- control tick
 
     def update(
         self,
@@ -408,14 +677,14 @@ class JointController:
         measured_stamp_ns: int | None = None,
     ) -> ControlCommand:
         """One control tick at ``now_ns``. ``measured_q`` (``joint_names`` order, stamped
-        ``measured_stamp_ns``, default ``now_ns``) is the latest joint state, or ``None`` if no new
-        one arrived since the last tick."""
+        ``measured_stamp_ns``, default ``now_ns``) is a new joint state received now, or ``None``
+        (joint states may also arrive through :meth:`submit_joint_state`)."""
         with self._lock:
             self._counts["updates"] += 1
             reasons: list[str] = []
             if self._last_now_ns is not None and now_ns < self._last_now_ns:
-                # A restarted (simulation) clock: the executing chunks and the stamp ordering
-                # belong to the old time line.
+                # A restarted (simulation) clock: the executing chunks, the stamp ordering and
+                # the joint states belong to the old time line.
                 reasons.append(
                     f"clock jumped back by {(self._last_now_ns - now_ns) / NS_PER_S:.3f} s: "
                     "chunks cleared"
@@ -424,20 +693,26 @@ class JointController:
                 self._schedule.clear()
                 self._tracking = False
                 self._min_stamp_ns = -1
-                self._measured_stamp_ns = None  # stamped on the old time line
+                self._measured_stamp_ns = self._measured_received_ns = None
+                self._latest_reading = self._reading_stable_since_ns = None
+                self._implausible_since_ns = None
+                self._canceled.clear()
             if measured_q is not None:
-                problem = self._record_measurement(
-                    measured_q, now_ns if measured_stamp_ns is None else measured_stamp_ns
+                problem = self._take_joint_state(
+                    measured_q, now_ns if measured_stamp_ns is None else measured_stamp_ns, now_ns
                 )
                 if problem:
                     reasons.append(problem)
-                elif self._limiter.initialized:
-                    self._check_following_error(now_ns, reasons)
             if not self._limiter.initialized:
                 if self._measured_q is None or self._joint_state_problem(now_ns):
                     reasons.append("waiting for joint states")
                     return self._finish(now_ns, ControllerState.IDLE, None, reasons)
                 self._limiter.reset(self._measured_q)
+                self._new_measurement = False
+            if self._new_measurement:
+                self._new_measurement = False
+                self._check_following_error(now_ns, reasons)
+            self._check_joint_faults(now_ns)
 
             state = self._decide_and_move(now_ns, reasons)
             if self._limiter.clamp_positions(self._urdf_lower, self._urdf_upper):
@@ -455,42 +730,85 @@ class JointController:
             )
 
     def _check_following_error(self, now_ns: int, reasons: list[str]) -> None:
-        """Re-anchor when the measurement is far from every recent command (a delayed joint
-        state is close to the command of its time, an externally moved arm to none)."""
+        """Hold when the measurement is far from every recent command (a delayed joint state is
+        close to the command of its time; an arm that does not follow, or a wrong reading, to
+        none). The command is never moved toward the measurement."""
         recent = self._recent_commands[~np.isnan(self._recent_commands[:, 0])]
         candidates = np.vstack([recent, self._limiter.state.positions])
         distances = np.max(np.abs(candidates - self._measured_q), axis=1)
         closest = int(np.argmin(distances))
         if distances[closest] <= self.config.max_following_error:
+            if self._following_error_since_ns is not None:
+                logger.warning("following error cleared: %s", self._following_error)
+                self._following_error_since_ns = None
+                self._following_error = ""
             return
         worst = int(np.argmax(np.abs(candidates[closest] - self._measured_q)))
-        reasons.append(
-            f"following error: {self.joint_names[worst]} is {distances[closest]:.3f} rad from the "
-            f"command (max_following_error {self.config.max_following_error} rad); the arm was "
-            "moved externally: re-anchored at the measured position, chunks cleared"
+        self._following_error = (
+            f"{self.joint_names[worst]} is {distances[closest]:.3f} rad from the command "
+            f"(max_following_error {self.config.max_following_error} rad)"
         )
-        logger.warning("%s", reasons[-1])
-        self._counts["reanchors"] += 1
+        if self._following_error_since_ns is None:
+            self._following_error_since_ns = now_ns
+            self._counts["following_error_holds"] += 1
+            reasons.append(
+                f"following error: {self._following_error}: chunks dropped, holding; a fault "
+                f"follows if it lasts {self.config.joint_fault_after} s"
+            )
+            logger.warning("%s", reasons[-1])
+            self._schedule.clear()
+            self._tracking = False
+            self._min_stamp_ns = max(self._min_stamp_ns, now_ns)
+
+    def _check_joint_faults(self, now_ns: int) -> None:
+        """Latch a fault when a following error or a run of implausible joint states lasts."""
+        if self._fault_reason:
+            return
+        since = self._following_error_since_ns
+        if since is not None and now_ns - since >= self._fault_after_ns:
+            self._engage_fault(
+                f"following error for {(now_ns - since) / NS_PER_S:.3f} s: {self._following_error}"
+            )
+            return
+        since = self._implausible_since_ns
+        if since is not None and now_ns - since >= self._fault_after_ns:
+            self._engage_fault(
+                f"joint states implausible for {(now_ns - since) / NS_PER_S:.3f} s: "
+                f"{self._last_joint_rejection}"
+            )
+
+    def _engage_fault(self, reason: str) -> None:
+        logger.error("controller fault: %s; reset with reset_estop", reason)
+        self._fault_reason = reason
         self._schedule.clear()
         self._tracking = False
-        self._min_stamp_ns = now_ns
-        self._limiter.reset(self._measured_q)
-        self._recent_commands[:] = np.nan
+        self._following_error_since_ns = None
+        self._implausible_since_ns = None
 
     def _decide_and_move(self, now_ns: int, reasons: list[str]) -> ControllerState:
         """Pick this tick's mode and advance the limiter once (track or stop)."""
         if self._estop:
             reasons.append(f"e-stop engaged: {self._estop_reason}")
             return self._hold(ControllerState.ESTOP)
+        if self._fault_reason:
+            reasons.append(f"fault: {self._fault_reason}")
+            return self._hold(ControllerState.FAULT)
         stale = self._joint_state_problem(now_ns)
         if stale:
             reasons.append(stale)
+            return self._hold(ControllerState.HOLDING)
+        if self._following_error_since_ns is not None:
+            reasons.append(f"following error: {self._following_error}")
             return self._hold(ControllerState.HOLDING)
         target = self._schedule.sample(now_ns)
         if target is None:
             if not self._had_chunk:
                 return self._hold(ControllerState.IDLE)
-            reasons.append("watchdog: no valid chunk covers the present time")
+            reasons.append(
+                f"{self._hold_note}: holding"
+                if self._hold_note
+                else "watchdog: no valid chunk covers the present time"
+            )
             return self._hold(ControllerState.HOLDING)
 
         commanded = self._limiter.state.positions
@@ -605,7 +923,7 @@ class JointController:
         if state != self._state:
             log = (
                 logger.warning
-                if state in (ControllerState.HOLDING, ControllerState.ESTOP)
+                if state in (ControllerState.HOLDING, ControllerState.FAULT, ControllerState.ESTOP)
                 else logger.info
             )
             log(
@@ -646,6 +964,8 @@ class JointController:
             age = None
             if self._measured_stamp_ns is not None and self._last_now_ns is not None:
                 age = self._last_now_ns - self._measured_stamp_ns
+                if self._measured_received_ns is not None:
+                    age = max(age, self._last_now_ns - self._measured_received_ns)
             return ControllerStatus(
                 state=self._state,
                 reasons=self._reasons,
@@ -658,10 +978,16 @@ class JointController:
                 ee_speed_limited_ticks=self._counts["ee_limited"],
                 workspace_clamped_steps=self._counts["clamped"],
                 joint_limit_clips=self._counts["joint_clips"],
-                following_error_reanchors=self._counts["reanchors"],
+                following_error_holds=self._counts["following_error_holds"],
                 updates=self._counts["updates"],
                 active_chunk_stamp_ns=None if newest is None else newest.stamp_ns,
                 active_event_id=None if newest is None else newest.chunk.event_id,
                 joint_state_age_ns=age,
                 loop=self._loop_stats,
+                fault_reason=self._fault_reason,
+                joint_states_rejected=sum(self._joint_rejections.values()),
+                joint_states_implausible=self._counts["implausible"],
+                last_joint_state_rejection=self._last_joint_rejection,
+                resyncs=self._counts["resyncs"],
+                chunks_canceled=self._counts["canceled"],
             )

@@ -22,6 +22,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from wallwm_core.control.loop_stats import LoopStats
+
 logger = logging.getLogger(__name__)
 
 STATS_WINDOW = 5000  # ticks kept for rate and period-error statistics (10 s at 500 Hz)
@@ -34,25 +36,6 @@ class LoopTick:
     index: int
     deadline_ns: int
     start_ns: int
-
-
-@dataclasses.dataclass(frozen=True)
-class LoopStats:
-    """Loop health. Percentiles cover the last :data:`STATS_WINDOW` ticks."""
-
-    period_ns: int
-    ticks: int
-    overruns: int  # ticks that ended after the next deadline
-    missed_deadlines: int  # deadlines skipped because whole periods went by
-    callback_errors: int
-    clock_jumps_back: int  # times the clock went backwards and the deadline grid was re-anchored
-    achieved_rate_hz: float  # over the window; 0 before two ticks
-    period_error_p50_ns: float  # |actual tick-to-tick period - nominal period|
-    period_error_p99_ns: float
-    period_error_max_ns: float
-    lateness_p50_ns: float  # tick start - its deadline
-    lateness_p99_ns: float
-    lateness_max_ns: float
 
 
 def _default_sleep_until(clock: Callable[[], int]) -> Callable[[int], None]:

@@ -22,13 +22,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
+from wallwm_core.camera_geometry import CameraGeometry
 from wallwm_core.inference.deployment import DeploymentMetadata
 from wallwm_core.model.codec import VideoCodec
 from wallwm_core.model.config import ModelConfig
-from wallwm_core.model.sight_cone import CameraGeometry
+from wallwm_core.model.sight_cone import cross_view_allowed_from_cameras
 from wallwm_core.normalization import NormalizationStats
 from wallwm_core.policy import Observation
-from wallwm_core.training.batch import cross_view_allowed_from_cameras
 
 
 class ObservationError(ValueError):

@@ -31,12 +31,11 @@ import math
 
 import torch
 
-from wallwm_core.flow_matching import euler_integrate
+from wallwm_core.flow_matching import euler_integrate, noise_video
 from wallwm_core.inference.config import SamplerConfig
 from wallwm_core.model.action_tower import VideoMemory
 from wallwm_core.model.text_encoder import TextEmbedding
 from wallwm_core.model.wallwm import WallWM
-from wallwm_core.training.objective import noise_video
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from wallwm_core.model.config import ModelConfig, SightConeConfig
-from wallwm_core.model.sight_cone import CameraGeometry, sight_cone_allowed
+from wallwm_core.camera_geometry import CameraGeometry
+from wallwm_core.model.config import ModelConfig
+from wallwm_core.model.sight_cone import cross_view_allowed_from_cameras
 from wallwm_core.tokenizer import ByteTokenizer
 
 
@@ -160,31 +161,6 @@ def _check_bool(name: str, tensor: torch.Tensor, shape: tuple[int, ...]) -> None
 def _check_finite(name: str, tensor: torch.Tensor) -> None:
     if not bool(torch.isfinite(tensor).all()):
         raise ValueError(f"{name} contains NaN or infinite values")
-
-
-def cross_view_allowed_from_cameras(
-    cameras: Sequence[Sequence[CameraGeometry]],
-    grid_hw: tuple[int, int],
-    sight_cone: SightConeConfig,
-    device: torch.device | str | None = None,
-) -> torch.Tensor:
-    """Sight-cone masks ``[B, V*N, V*N]`` for ``B`` samples' camera rigs on the patch grid.
-
-    ``cameras[b]`` holds sample ``b``'s V cameras in view order; ``grid_hw`` is the token grid
-    of one latent frame (latent size / patch size, e.g. ``config.patch_grid((h, w))``).
-    """
-    masks = [
-        sight_cone_allowed(
-            rig,
-            grid_hw,
-            sight_cone.d_min,
-            sight_cone.d_max,
-            sight_cone.radius_scale,
-            device=device,
-        )
-        for rig in cameras
-    ]
-    return torch.stack(masks)
 
 
 def look_at_camera(

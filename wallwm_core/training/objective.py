@@ -32,7 +32,7 @@ import math
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from wallwm_core.flow_matching import interpolate, sample_timesteps, velocity_target
+from wallwm_core.flow_matching import interpolate, noise_video, sample_timesteps, velocity_target
 from wallwm_core.model.config import ModelConfig, ObjectiveConfig
 from wallwm_core.model.text_encoder import TextEmbedding
 from wallwm_core.model.video_tower import VideoFeatures
@@ -79,20 +79,6 @@ def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
     weights = mask.to(prediction.dtype).expand_as(prediction)
     squared = (prediction.float() - target.float()).pow(2) * weights
     return squared.sum() / weights.sum().clamp_min(1.0)
-
-
-def _frames_first(x: torch.Tensor) -> torch.Tensor:
-    """``[B, V, F, ...]`` -> ``[B*F, V, ...]`` so that per-frame times are per-sample times."""
-    return x.transpose(1, 2).flatten(0, 1)
-
-
-def noise_video(
-    latents: torch.Tensor, noise: torch.Tensor, frame_times: torch.Tensor
-) -> torch.Tensor:
-    """``x_t`` of latents ``[B, V, F, ...]`` at per-frame times ``[B, F]``."""
-    batch, _, frames = latents.shape[:3]
-    noisy = interpolate(_frames_first(latents), _frames_first(noise), frame_times.flatten())
-    return noisy.unflatten(0, (batch, frames)).transpose(1, 2)
 
 
 def _context_mask(batch: int, frames: int, context: int, device: torch.device) -> torch.Tensor:

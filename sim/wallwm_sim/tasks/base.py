@@ -61,11 +61,17 @@ class Subtask:
 
     Kinds: ``pick`` (cube), ``place_on_zone`` (cube, zone), ``place_on_cube`` (cube, base),
     ``drop_in_bin`` (cube), ``push_to_zone`` (cube, zone), ``press`` (button).
+
+    ``milestone`` names the rubric milestone that shows this event done (``lift`` for a pick,
+    ``place`` for a placement, ...): an evaluation counts the event as succeeded when that
+    milestone earns its points at the event's end. Empty for an event no milestone measures
+    (moving behind a cube before pushing it).
     """
 
     kind: str
     caption: str
     args: Mapping[str, int]
+    milestone: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -65,17 +65,21 @@ class BuildAndSignalTask(Task):
             zones=zones,
             buttons=buttons,
             subtasks=(
-                Subtask("pick", f"pick up the {a} cube", {"cube": 0}),
+                Subtask("pick", f"pick up the {a} cube", {"cube": 0}, "grasp_first"),
                 Subtask(
                     "place_on_zone",
                     f"place the {a} cube on the {zone_colour} zone",
                     {"cube": 0, "zone": 0},
+                    "first_on_zone",
                 ),
-                Subtask("pick", f"pick up the {b} cube", {"cube": 1}),
+                Subtask("pick", f"pick up the {b} cube", {"cube": 1}, "grasp_second"),
                 Subtask(
-                    "place_on_cube", f"stack the {b} cube on the {a} cube", {"cube": 1, "base": 0}
+                    "place_on_cube",
+                    f"stack the {b} cube on the {a} cube",
+                    {"cube": 1, "base": 0},
+                    "stack",
                 ),
-                Subtask("press", f"press the {button} button", {"button": target}),
+                Subtask("press", f"press the {button} button", {"button": target}, "signal"),
             ),
             params={
                 "base_cube": 0,

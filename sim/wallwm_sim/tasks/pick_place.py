@@ -49,11 +49,12 @@ class PickPlaceTask(Task):
             cubes=cubes,
             zones=zones,
             subtasks=(
-                Subtask("pick", f"pick up the {cube} cube", {"cube": 0}),
+                Subtask("pick", f"pick up the {cube} cube", {"cube": 0}, "lift"),
                 Subtask(
                     "place_on_zone",
                     f"place the {cube} cube on the {zone} zone",
                     {"cube": 0, "zone": 0},
+                    "place",
                 ),
             ),
             params={"cube": 0, "zone": 0},

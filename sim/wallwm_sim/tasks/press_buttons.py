@@ -66,7 +66,10 @@ class PressButtonsTask(Task):
             cubes=(),
             buttons=buttons,
             subtasks=tuple(
-                Subtask("press", f"press the {colours[b]} button", {"button": b}) for b in order
+                Subtask(
+                    "press", f"press the {colours[b]} button", {"button": b}, f"press_{ordinal}"
+                )
+                for b, ordinal in zip(order, ORDINALS, strict=True)
             ),
             params={"order": order},
         )

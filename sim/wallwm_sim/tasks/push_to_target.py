@@ -85,6 +85,7 @@ class PushToTargetTask(Task):
                     "push_to_zone",
                     f"push the {cube} cube onto the {zone} zone",
                     {"cube": 0, "zone": 0},
+                    "on_target",
                 ),
             ),
             params={

@@ -45,10 +45,17 @@ class PutInBinTask(Task):
             cubes=cubes,
             bin_position=(float(bin_xy[0]), float(bin_xy[1]), 0.0),
             subtasks=(
-                Subtask("pick", f"pick up the {first} cube", {"cube": 0}),
-                Subtask("drop_in_bin", f"drop the {first} cube in the bin", {"cube": 0}),
-                Subtask("pick", f"pick up the {second} cube", {"cube": 1}),
-                Subtask("drop_in_bin", f"drop the {second} cube in the bin", {"cube": 1}),
+                Subtask("pick", f"pick up the {first} cube", {"cube": 0}, "lift_first"),
+                Subtask(
+                    "drop_in_bin", f"drop the {first} cube in the bin", {"cube": 0}, "in_bin_first"
+                ),
+                Subtask("pick", f"pick up the {second} cube", {"cube": 1}, "lift_second"),
+                Subtask(
+                    "drop_in_bin",
+                    f"drop the {second} cube in the bin",
+                    {"cube": 1},
+                    "in_bin_second",
+                ),
             ),
             params={"cubes": (0, 1)},
         )

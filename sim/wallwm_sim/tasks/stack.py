@@ -40,11 +40,12 @@ class StackTask(Task):
             instruction=f"stack the {top} cube on the {base} cube",
             cubes=cubes,
             subtasks=(
-                Subtask("pick", f"pick up the {top} cube", {"cube": 0}),
+                Subtask("pick", f"pick up the {top} cube", {"cube": 0}, "lift"),
                 Subtask(
                     "place_on_cube",
                     f"put the {top} cube on the {base} cube",
                     {"cube": 0, "base": 1},
+                    "stack",
                 ),
             ),
             params={"cube": 0, "base": 1},

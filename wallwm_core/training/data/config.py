@@ -1,39 +1,41 @@
-"""The data side's settings (the ``data:`` section of a training config).
-
-The interface between the data pipeline and the training loop; see the module docs of
-:mod:`wallwm_core.training.data` for what each stage does with them.
-"""
+"""The data section of a training config: datasets, windows, split, codec stage, balancing."""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from collections.abc import Mapping
 from typing import Any
+
+from wallwm_core.episode_format import TRACKS
 
 WINDOW_MODES = ("event", "fixed")
 FIXED_INSTRUCTIONS = ("task", "event")
 OVERSIZE_POLICIES = ("split", "skip")
 
 
-def _fail(name: str, value: Any, requirement: str) -> None:
-    raise ValueError(f"data.{name}={value!r}: {requirement}")
-
-
-def _int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        _fail(name, value, f"must be an integer >= {minimum}")
-
-
-def _float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        _fail(name, value, "must be a number")
-    return float(value)
-
-
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """Where the episodes are and how they become training windows."""
+    """Where the episodes are and how they become training windows.
+
+    - ``paths``: dataset folders, each with ``episodes.jsonl`` (episode format v1,
+      :mod:`wallwm_core.episode_format`).
+    - ``window_mode``: ``"event"`` windows run from an observation to the end of the event it
+      is in (event mode); ``"fixed"`` windows have ``fixed_window_steps`` action steps (the
+      chunk baseline and unified mode), with the ``"task"`` text or the current ``"event"`` text
+      (``fixed_instruction``).
+    - ``instruction_track``: the caption track cut into events; its captions are the next-event
+      instructions (``"subtask"`` is what the planner sends at deployment, see docs/training.md).
+    - ``window_stride_steps``: a window starts every this many model action steps inside an
+      event, and at its start.
+    - ``val_fraction``: share of episode seeds held out for validation (never split by window).
+    - ``balance_alpha``: window sampling weight ``~ cluster_size ** -alpha``; 0 = uniform.
+    - ``codec_*``: the codec (conv autoencoder) stage.
+    - ``cache_dir``: the latent cache; ``""`` = ``<first path>.wallwm_cache`` beside the dataset.
+    - ``oversize_events``: an event longer than the model's ``limits.max_event_s`` is ``"split"``
+      into equal pieces or ``"skip"``-ped; both are counted in the report.
+    """
 
     paths: tuple[str, ...]
     window_mode: str = "event"
@@ -54,51 +56,59 @@ class DataConfig:
         paths = self.paths
         if isinstance(paths, str):
             paths = (paths,)
-        paths = tuple(paths)
-        if not paths or any(not isinstance(p, str) or not p.strip() for p in paths):
-            _fail("paths", self.paths, "must be one or more dataset folder paths")
-        object.__setattr__(self, "paths", paths)
-        if self.window_mode not in WINDOW_MODES:
-            _fail("window_mode", self.window_mode, f"must be one of {WINDOW_MODES}")
-        if not isinstance(self.instruction_track, str) or not self.instruction_track:
-            _fail("instruction_track", self.instruction_track, "must be a caption track name")
-        _int("fixed_window_steps", self.fixed_window_steps, 1)
-        if self.fixed_instruction not in FIXED_INSTRUCTIONS:
-            _fail(
-                "fixed_instruction", self.fixed_instruction, f"must be one of {FIXED_INSTRUCTIONS}"
-            )
-        _int("window_stride_steps", self.window_stride_steps, 1)
-        val = _float("val_fraction", self.val_fraction)
-        if not 0.0 < val < 1.0:
-            _fail("val_fraction", self.val_fraction, "must be in (0, 1)")
-        object.__setattr__(self, "val_fraction", val)
-        alpha = _float("balance_alpha", self.balance_alpha)
-        if alpha < 0.0:
-            _fail("balance_alpha", self.balance_alpha, "must be >= 0 (0 = uniform)")
-        object.__setattr__(self, "balance_alpha", alpha)
-        _int("num_clusters", self.num_clusters, 1)
-        _int("codec_steps", self.codec_steps, 0)
-        _int("codec_batch_size", self.codec_batch_size, 1)
-        lr = _float("codec_lr", self.codec_lr)
-        if lr <= 0.0:
-            _fail("codec_lr", self.codec_lr, "must be > 0")
-        object.__setattr__(self, "codec_lr", lr)
+        if not isinstance(paths, tuple | list) or not paths:
+            raise ValueError(f"data.paths must be a non-empty list of folders, got {self.paths!r}")
+        if any(not isinstance(p, str) or not p.strip() for p in paths):
+            raise ValueError(f"data.paths must hold non-empty strings, got {list(paths)!r}")
+        object.__setattr__(self, "paths", tuple(paths))
+        _choice("window_mode", self.window_mode, WINDOW_MODES)
+        _choice("instruction_track", self.instruction_track, TRACKS)
+        _choice("fixed_instruction", self.fixed_instruction, FIXED_INSTRUCTIONS)
+        _choice("oversize_events", self.oversize_events, OVERSIZE_POLICIES)
+        for name in ("fixed_window_steps", "window_stride_steps", "codec_batch_size"):
+            _integer(name, getattr(self, name), minimum=1)
+        _integer("num_clusters", self.num_clusters, minimum=1)
+        _integer("codec_steps", self.codec_steps, minimum=0)
+        for name in ("val_fraction", "balance_alpha", "codec_lr"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"data.{name} must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"data.{name} must be finite, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.balance_alpha < 0.0:
+            raise ValueError(f"data.balance_alpha must be >= 0, got {self.balance_alpha}")
+        if self.codec_lr <= 0.0:
+            raise ValueError(f"data.codec_lr must be > 0, got {self.codec_lr}")
         if not isinstance(self.cache_dir, str):
-            _fail("cache_dir", self.cache_dir, "must be a folder path or ''")
-        if self.oversize_events not in OVERSIZE_POLICIES:
-            _fail("oversize_events", self.oversize_events, f"must be one of {OVERSIZE_POLICIES}")
+            raise ValueError(f"data.cache_dir must be a string, got {self.cache_dir!r}")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DataConfig:
-        """Build from plain data; an unknown key is an error naming the closest valid key."""
+        """Build from plain data (YAML); an unknown key names the closest valid one."""
         if not isinstance(data, Mapping):
-            raise ValueError(f"data: expected a mapping, got {type(data).__name__}")
+            raise ValueError(f"data must be a mapping, got {type(data).__name__}")
         names = [field.name for field in dataclasses.fields(cls)]
         for key in data:
             if key not in names:
                 close = difflib.get_close_matches(str(key), names, n=1)
-                hint = f"; did you mean 'data.{close[0]}'?" if close else ""
-                raise ValueError(f"unknown key 'data.{key}'{hint} (valid: {names})")
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ValueError(f"unknown data config key {key!r}{hint} (valid: {names})")
         if "paths" not in data:
             raise ValueError("data.paths is required (dataset folders with episodes.jsonl)")
-        return cls(**dict(data))
+        values = dict(data)
+        if isinstance(values["paths"], list):
+            values["paths"] = tuple(values["paths"])
+        return cls(**values)
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"data.{name} must be one of {list(choices)}, got {value!r}")
+
+
+def _integer(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"data.{name} must be an integer >= {minimum}, got {value!r}")

@@ -1,6 +1,6 @@
 """The README's main job: the simulated closed loop, one task, per-event outcomes and the score.
 
-    python -m wallwm_ros.run_sim [--task pick_place] [--seed 0] [--variant train]
+    python -m wallwm_ros.closed_loop.run_sim [--task pick_place] [--seed 0] [--variant train]
         [--policy wallwm|expert] [--checkpoint DIR] [--fast] [--out build/run_sim]
 
 Starts the simulation, policy and controller nodes (the in-process bringup: the same nodes and
@@ -28,16 +28,16 @@ from wallwm_core.outcome import Outcome
 from wallwm_ros.background_spinner import BackgroundSpinner
 from wallwm_ros.bringup import PolicyChoice, sim_bringup
 from wallwm_ros.bringup_paths import bringup_config
-from wallwm_ros.inprocess_bringup import InProcessBringup
+from wallwm_ros.closed_loop.inprocess_bringup import InProcessBringup
+from wallwm_ros.closed_loop.sim_checkpoint import UNTRAINED_NOTE, checkpoint_for_sim
+from wallwm_ros.closed_loop.sim_episode import EpisodeError, SimEpisodeRunner
 from wallwm_ros.send_goal import NoServerError, format_task_feedback
-from wallwm_ros.sim_checkpoint import UNTRAINED_NOTE, checkpoint_for_sim
-from wallwm_ros.sim_episode import EpisodeError, SimEpisodeRunner
 
 
 def _policy_choice(args: argparse.Namespace, out: Path) -> tuple[PolicyChoice, list[str] | None]:
     """The policy to serve, and (for the expert) the event instructions of its script."""
     if args.policy == "expert":
-        from wallwm_ros.expert_replay import write_expert_replay
+        from wallwm_ros.closed_loop.expert_replay import write_expert_replay
 
         print(f"recording the scripted expert on {args.task} seed {args.seed} (offline) ...")
         replay_file, events = write_expert_replay(args.task, args.seed, args.variant, out)

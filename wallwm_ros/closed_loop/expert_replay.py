@@ -9,10 +9,13 @@ a policy that knows the answer, and is the baseline a WALL-WM checkpoint is comp
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import yaml
+
+from wallwm_sim.closed_loop_policy import ClosedLoopPolicy
 
 REPLAY_STEP_PERIOD_S = 0.05  # 20 Hz end-effector targets, as the model's action tokens
 REPLAY_CHUNK_STEPS = 10
@@ -25,7 +28,7 @@ REPLAY_END_HOLD_S = 0.3
 
 def record_expert_episode(task: str, seed: int, variant: str, output: Path) -> Path:
     """Run the scripted expert once (no cameras) and return the episode directory."""
-    from wallwm_sim.episode_format import list_episodes
+    from wallwm_core.episode_format import list_episodes
     from wallwm_sim.generate_demos import generate
 
     generate(output, [task], [seed], [variant], cameras=(), min_score=0.0, show_progress=False)
@@ -45,7 +48,7 @@ def replay_events_from_episode(
     end_hold_s: float = REPLAY_END_HOLD_S,
 ) -> tuple[dict, list[str]]:
     """(ReplayConfig as a dict, the event instructions in order) from a recorded episode."""
-    from wallwm_sim.episode_format import read_episode
+    from wallwm_core.episode_format import read_episode
 
     episode = read_episode(episode_dir, load_frames=False)
     lowdim = episode.lowdim
@@ -105,3 +108,22 @@ def write_expert_replay(
     path = workdir / "expert_replay.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path, instructions
+
+
+def closed_loop_expert() -> ClosedLoopPolicy:
+    """The same expert replay, per episode, in the simulator harness (no DDS): the reference
+    for ``--policy wallwm`` there, as ``evaluate_ros --policy expert`` is for the nodes::
+
+        python -m wallwm_sim.evaluate --policy wallwm_ros.closed_loop.expert_replay:closed_loop_expert ...
+    """
+    from wallwm_core.replay_policy import ReplayPolicy
+
+    workdir = Path(tempfile.mkdtemp(prefix="wallwm_expert_replay_"))
+
+    def episode(task: str, seed: int, variant: str) -> tuple[ReplayPolicy, list[str]]:
+        replay, events = write_expert_replay(
+            task, seed, variant, workdir / f"{task}_{variant}_seed{seed}"
+        )
+        return ReplayPolicy.from_yaml(replay), events
+
+    return ClosedLoopPolicy(None, (), per_episode=episode)

@@ -1,14 +1,19 @@
 """Evaluation through the ROS nodes: a policy served by the policy node over tasks x seeds.
 
-    python -m wallwm_ros.evaluate_ros --policy expert --tasks all --seeds 0-2 --output build/eval_ros
-    python -m wallwm_ros.evaluate_ros --policy wallwm [--checkpoint DIR] --seeds 0-4 --output ...
+    python -m wallwm_ros.closed_loop.evaluate_ros --policy expert --tasks all --seeds 0-2 \
+        --output build/eval_ros
+    python -m wallwm_ros.closed_loop.evaluate_ros --policy wallwm [--checkpoint DIR] --seeds 0-4 \
+        --output ...
 
 One in-process bringup (the nodes and parameters of ``sim.launch.py``, talking over DDS) serves
 every episode. Per (task, variant, seed) the sim node is reset, the task goes to the policy
 node's ExecuteTask action, the controller node drives the simulated arm, and the score is the
 sim node's Task Progress when the goal ends. The report has the format of
 :mod:`wallwm_sim.evaluate` (``report.json``, ``task_progress.png``; ``--videos N`` keeps front
-camera GIFs), with each episode's task outcome and per-event outcomes added.
+camera GIFs), with each episode's task outcome and per-event outcomes added. Every event attempt
+is judged twice (wallwm_sim.event_rubric): by the policy node's planner, and by the event's rubric
+milestone in the sim node's ``get_task_progress`` when the episode ends; ``report.json`` lists
+every disagreement and counts them per task.
 
 ``--policy expert`` is the reference: per episode the scripted expert solves the episode offline
 and the policy node (restarted with that replay file) replays its tool motion. ``--policy
@@ -24,6 +29,7 @@ import contextlib
 import dataclasses
 import logging
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -36,12 +42,13 @@ from wallwm_core.outcome import Outcome
 from wallwm_ros.background_spinner import BackgroundSpinner
 from wallwm_ros.bringup import NodeSpec, PolicyChoice, sim_bringup
 from wallwm_ros.bringup_paths import bringup_config
-from wallwm_ros.inprocess_bringup import InProcessBringup
+from wallwm_ros.closed_loop.inprocess_bringup import InProcessBringup
+from wallwm_ros.closed_loop.sim_checkpoint import UNTRAINED_NOTE, checkpoint_for_sim
+from wallwm_ros.closed_loop.sim_episode import EpisodeError, RosEpisode, SimEpisodeRunner
 from wallwm_ros.send_goal import NoServerError
-from wallwm_ros.sim_checkpoint import UNTRAINED_NOTE, checkpoint_for_sim
-from wallwm_ros.sim_episode import EpisodeError, RosEpisode, SimEpisodeRunner
 from wallwm_sim.cli_args import add_episode_arguments
 from wallwm_sim.evaluate import EvalReport, format_table, write_report
+from wallwm_sim.event_rubric import verdicts_at_episode_end
 from wallwm_sim.rollout import EpisodeResult
 from wallwm_sim.sim_loop import LoopCounters
 from wallwm_sim.tasks import VARIANTS, get_task
@@ -107,24 +114,28 @@ def _episode_result(
     episode: RosEpisode, before: LoopCounters, after: LoopCounters, control_period_ns: int
 ) -> EpisodeResult:
     task = get_task(episode.task)
-    rubric = task.rubric(task.sample(episode.seed, episode.variant))
+    instance = task.sample(episode.seed, episode.variant)
+    rubric = task.rubric(instance)
+    milestones = {m.name: m.name in episode.criteria_met for m in rubric.milestones}
     outcome = episode.result.outcome
+    event_outcomes = tuple(
+        (instruction, event_outcome.name, message)
+        for instruction, event_outcome, message in episode.result.events
+    )
     return EpisodeResult(
         task=episode.task,
         seed=episode.seed,
         variant=episode.variant,
         instruction=episode.task_description,
         score=episode.progress,
-        milestones={m.name: m.name in episode.criteria_met for m in rubric.milestones},
+        milestones=milestones,
         steps=(after.clock_ns - before.clock_ns) // control_period_ns,
         duration_s=(after.clock_ns - before.clock_ns) / 1e9,
         policy_done=outcome == Outcome.SUCCEEDED,
         rejected_commands=sum(after.rejected.values()) - sum(before.rejected.values()),
         outcome=outcome.name if outcome is not None else "REJECTED",
-        event_outcomes=tuple(
-            (instruction, event_outcome.name, message)
-            for instruction, event_outcome, message in episode.result.events
-        ),
+        event_outcomes=event_outcomes,
+        events=verdicts_at_episode_end(event_outcomes, instance.subtasks, milestones),
     )
 
 
@@ -148,7 +159,7 @@ def _ros_session(specs: Sequence[NodeSpec]) -> Iterator[tuple[InProcessBringup, 
 
 def evaluate_through_ros(config: RosEvalConfig, show_progress: bool = True) -> EvalReport:
     """Run every (task, variant, seed) of ``config`` through the ROS nodes (see the module doc)."""
-    from wallwm_ros.expert_replay import write_expert_replay
+    from wallwm_ros.closed_loop.expert_replay import write_expert_replay
 
     config.workdir.mkdir(parents=True, exist_ok=True)
     jobs = config.jobs()
@@ -189,6 +200,7 @@ def evaluate_through_ros(config: RosEvalConfig, show_progress: bool = True) -> E
             specs, events = first_plan if index == 0 else plan(task, variant, seed)
             policy_node.serve(specs[policy_index])
             before = sim_loop.counters()
+            started = time.perf_counter()
             episode = runner.run(
                 task,
                 seed,
@@ -197,6 +209,7 @@ def evaluate_through_ros(config: RosEvalConfig, show_progress: bool = True) -> E
                 timeout_s=config.timeout_s or get_task(task).time_limit_s,
             )
             result = _episode_result(episode, before, sim_loop.counters(), control_period_ns)
+            result = dataclasses.replace(result, wall_s=time.perf_counter() - started)
             logger.info(
                 "%s %s seed %d: Task Progress %.0f, %s",
                 task,
@@ -221,7 +234,7 @@ def evaluate_through_ros(config: RosEvalConfig, show_progress: bool = True) -> E
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m wallwm_ros.evaluate_ros", description=__doc__.split("\n")[0]
+        prog="python -m wallwm_ros.closed_loop.evaluate_ros", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--policy", choices=POLICIES, default="expert")
     parser.add_argument("--checkpoint", default="", help="WALL-WM checkpoint directory")

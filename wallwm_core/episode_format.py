@@ -11,7 +11,7 @@
                                      camera calibration (CameraInfo data + world_from_camera)
         events.json                  the four caption tracks {"task"|"subtask"|"action"|"segment":
                                      [{caption, start_step, end_step, start_ns, end_ns,
-                                     subtask_index}, ...]}, end exclusive
+                                     subtask_index}, ...]}, end exclusive (see TRACKS)
         lowdim.safetensors           per control step, T rows (see LOWDIM_KEYS)
         frames_<camera>.safetensors  per camera frame, F rows: "step" int64 [F], "time_ns" int64
                                      [F], "world_from_camera" float64 [F, 4, 4] and, for
@@ -24,6 +24,9 @@ shows step ``step[f]``. Arrays are little-endian safetensors (memory-mappable, n
 loader can read single fields of many episodes cheaply; converting an episode to LeRobot's format
 is a per-field copy (lowdim rows -> parquet columns, frames -> videos, events -> annotations).
 Quaternions are (w, x, y, z), positions metres in ``base_link``, gripper 0 open .. 1 closed.
+
+The format is a contract between the recorder (``wallwm_sim``) and the readers (the training data
+pipeline in ``wallwm_core.training.data``, the expert replay), so it lives here, below both.
 """
 
 from __future__ import annotations
@@ -36,8 +39,6 @@ from typing import Any
 import numpy as np
 from PIL import Image
 from safetensors.numpy import load_file, save_file
-
-from wallwm_sim.captions import TRACKS, CaptionSegment
 
 FORMAT_VERSION = 1
 INDEX_FILE = "episodes.jsonl"
@@ -58,6 +59,31 @@ LOWDIM_KEYS: dict[str, tuple[str, tuple[int, ...]]] = {
     "task_progress": ("float64", ()),
     "frame_index": ("int64", ()),  # frame shown at this step, -1 if none
 }
+
+
+# The caption tracks, coarse to fine:
+# - ``task``: the episode's instruction, one caption for the whole episode;
+# - ``subtask``: the events of the task decomposition (e.g. "pick up the red cube"); the
+#   simulator's task decomposition sends exactly these captions as next-event instructions;
+# - ``action``: the motion primitive within an event (reach, grasp, lift, carry, release, ...);
+# - ``segment``: the finest level, one straight motion or gripper action, described with its
+#   direction and distance (e.g. "lower the gripper 10 cm onto the red cube").
+TRACKS: tuple[str, ...] = ("task", "subtask", "action", "segment")
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptionSegment:
+    """One caption over steps ``[start_step, end_step)``, times ``[start_ns, end_ns)``."""
+
+    caption: str
+    start_step: int
+    end_step: int
+    start_ns: int
+    end_ns: int
+    subtask_index: int = -1
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 class EpisodeFormatError(ValueError):

@@ -1,8 +1,8 @@
 """One simulated episode through the ROS nodes: reset the sim node, send the task, read the score.
 
-Shared by the main job (:mod:`wallwm_ros.run_sim`, one episode) and the ROS evaluation
-(:mod:`wallwm_ros.evaluate_ros`, tasks x seeds). The caller's node talks to the nodes of a
-running simulation bringup over DDS: ``reset_simulation`` and ``get_task_progress`` of the sim
+Shared by the main job (:mod:`wallwm_ros.closed_loop.run_sim`, one episode) and the ROS evaluation
+(:mod:`wallwm_ros.closed_loop.evaluate_ros`, tasks x seeds). The caller's node talks to the nodes
+of a running simulation bringup over DDS: ``reset_simulation`` and ``get_task_progress`` of the sim
 node, ``execute_task`` of the policy node.
 """
 

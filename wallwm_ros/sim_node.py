@@ -8,6 +8,7 @@ Publishes (relative names, so namespaces work; defaults shown):
 - ``<camera>/image_raw`` (sensor_msgs/Image, rgb8) and ``<camera>/camera_info`` per camera at
   the camera rate, all cameras rendered at the same simulation time.
 - ``/diagnostics``: achieved rates, real-time factor, rejected commands.
+- ``arm_reset`` (std_msgs/Header): after every reset, announces that the arm moved (see docs/safety.md).
 All stamped with simulation time; sensor streams with sensor-data QoS.
 
 Subscribes, as ros2_control's controllers do:
@@ -44,29 +45,29 @@ from rclpy.validate_topic_name import validate_topic_name
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image
 from sensor_msgs.msg import JointState as JointStateMsg
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Float64MultiArray, Header
 from trajectory_msgs.msg import JointTrajectory
 
+from wallwm_core.action_chunk import NS_PER_S
 from wallwm_core.config_loading import ConfigError
 from wallwm_msgs.srv import GetTaskProgress, ResetSimulation
 from wallwm_ros import qos
 from wallwm_ros.conversions import ns_to_time
 from wallwm_ros.node_main import spin_node
 from wallwm_ros.parameters import declare_config
-from wallwm_sim import cameras, scene
-from wallwm_sim.joint_trajectory import TrajectoryError
-from wallwm_sim.ros_conversions import (
+from wallwm_ros.sim_conversions import (
     camera_info_to_msg,
     clock_to_msg,
     image_to_msg,
     joint_state_to_msg,
     trajectory_from_msg,
 )
+from wallwm_sim import cameras, scene
+from wallwm_sim.joint_trajectory import TrajectoryError
 from wallwm_sim.sim import InvalidCommandError, JointState, SimConfig, TabletopSim
 from wallwm_sim.sim_loop import LoopConfig, LoopCounters, LoopRates, SimulationLoop
 from wallwm_sim.tasks import TASK_NAMES, TaskError, get_task
 
-NS_PER_S = 1_000_000_000
 REJECTION_LOG_PERIOD_S = 2.0
 BEHIND_LOG_PERIOD_S = 10.0
 BEHIND_REAL_TIME_FACTOR = 0.9  # real_time runs below this factor count as falling behind
@@ -303,6 +304,8 @@ class SimNode(Node):
             Float64MultiArray, config.gripper_command_topic, self._on_gripper, qos.COMMANDS
         )
         self.create_service(ResetSimulation, "reset_simulation", self._on_reset)
+        # A reset teleports the arm: announce it, so the controller restarts at the new pose.
+        self._arm_reset_pub = self.create_publisher(Header, "arm_reset", qos.COMMANDS)
         self.create_service(GetTaskProgress, "get_task_progress", self._on_get_progress)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._last_counters: LoopCounters | None = None  # set once the loop runs
@@ -374,6 +377,7 @@ class SimNode(Node):
             self.get_logger().warning(f"reset_simulation refused: {error}")
             return response
         response.success = True
+        self._arm_reset_pub.publish(Header(stamp=ns_to_time(self._loop.clock_ns + 1)))
         if instance is None:
             response.message = "reset to an empty table (no task)"
         else:
