@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from wallwm_core.checkpoint import identity_stats
+from wallwm_core.inference.deployment import DeploymentMetadata, step_period_ns
 from wallwm_core.model.codec import build_codec
 from wallwm_core.model.config import ModelConfig
 from wallwm_core.training.batch import Batch, make_fake_batch
@@ -68,9 +69,10 @@ class SyntheticWindows:
 class SyntheticPrepared:
     train: SyntheticWindows
     val: SyntheticWindows
-    action_stats: Any
+    stats: Any  # action tokens
     state_stats: Any
     codec: torch.nn.Module
+    deployment: DeploymentMetadata
     codec_psnr_db: float = 0.0
     report: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -84,8 +86,17 @@ def synthetic_prepare(data_config: Any, model: Any, *, log: Any = print, device:
     return SyntheticPrepared(
         train=SyntheticWindows(config, 24),
         val=SyntheticWindows(config, 8, offset=10_000),
-        action_stats=identity_stats(config.action.token_dim),
+        stats=identity_stats(config.action.token_dim),
         state_stats=identity_stats(config.action.state_dim),
         codec=codec,
+        deployment=DeploymentMetadata(
+            cameras=("front", "overhead", "wrist"),
+            image_size=(32, 32),
+            joint_names=tuple(f"joint{i}" for i in range(1, config.action.state_dim + 1)),
+            arm_names=("arm",),
+            ee_frames=("tool0",),
+            base_frame="base_link",
+            step_period_ns=step_period_ns(config.action.control_hz),
+        ),
         report={"train_windows": 24, "val_windows": 8, "synthetic": True},
     )

@@ -7,7 +7,6 @@ key)::
     run_dir: runs/tiny_smoke    # where checkpoints, metrics and logs go (must not exist yet)
     seed: 0
     data: {...}                 # DataConfig (wallwm_core.training.data.config)
-    deployment: {...}           # the robot the checkpoint drives (cameras, joints, ...)
     train: {...}                # steps, batch, accumulation, intervals (TrainLoopConfig)
     optim: {...}                # optimiser, warmup + cosine schedule, clipping, EMA (OptimConfig)
     runtime: {...}              # threads, device, precision, compile, DDP/FSDP2 (RuntimeConfig)
@@ -65,28 +64,6 @@ def _as_floats(section: str, obj: Any, *names: str) -> None:
             f"{section}.{name} must be a finite number, got {value!r}",
         )
         object.__setattr__(obj, name, float(value))
-
-
-@dataclasses.dataclass(frozen=True)
-class DeploymentSection:
-    """The robot the trained checkpoint drives (its ``deployment`` metadata; the step period
-    comes from the model config's ``action.control_hz``)."""
-
-    cameras: tuple[str, ...] = ("front", "overhead", "wrist")
-    image_size: tuple[int, int] = (64, 64)
-    joint_names: tuple[str, ...] = (
-        "joint1",
-        "joint2",
-        "joint3",
-        "joint4",
-        "joint5",
-        "joint6",
-        "finger_left_joint",
-        "finger_right_joint",
-    )
-    arm_names: tuple[str, ...] = ("arm",)
-    ee_frames: tuple[str, ...] = ("tool0",)
-    base_frame: str = "base_link"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,7 +221,6 @@ class TrainConfig:
     run_dir: str
     data: DataConfig
     seed: int = 0
-    deployment: DeploymentSection = dataclasses.field(default_factory=DeploymentSection)
     train: TrainLoopConfig = dataclasses.field(default_factory=TrainLoopConfig)
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)

@@ -50,8 +50,7 @@ from wallwm_core.checkpoint import (
 )
 from wallwm_core.config_loading import ConfigError
 from wallwm_core.inference.config import default_inference_config
-from wallwm_core.inference.deployment import DeploymentMetadata, step_period_ns
-from wallwm_core.model.codec import build_codec
+from wallwm_core.inference.deployment import DeploymentMetadata
 from wallwm_core.model.config import (
     ModelConfig,
     config_to_dict,
@@ -306,20 +305,11 @@ def inference_checkpoint(
     config = context.model_config
     expected = unique_state_dict(build_model(config, "meta"))[0]
     weights = {k: (ema_state[k] if k in ema_state else model_state[k]) for k in expected}
-    deployment = context.config.deployment
     metadata = CheckpointMetadata(
         format=FORMAT,
         format_version=FORMAT_VERSION,
         status="trained",
-        deployment=DeploymentMetadata(
-            cameras=deployment.cameras,
-            image_size=deployment.image_size,
-            joint_names=deployment.joint_names,
-            arm_names=deployment.arm_names,
-            ee_frames=deployment.ee_frames,
-            base_frame=deployment.base_frame,
-            step_period_ns=step_period_ns(config.action.control_hz),
-        ),
+        deployment=context.deployment,
         inference=dataclasses.replace(
             default_inference_config(config), sampler=context.config.eval.sampler
         ),
@@ -432,6 +422,7 @@ class RunContext:
     codec: nn.Module
     action_stats: NormalizationStats
     state_stats: NormalizationStats
+    deployment: DeploymentMetadata  # the recorded rig (cameras, image size, joints, ...)
 
 
 class StopRequest:
@@ -457,27 +448,20 @@ class StopRequest:
             signal.signal(sig, handler)
 
 
-def resolve_codec(model: WallWM, prepared: Any, model_config: ModelConfig) -> nn.Module:
-    """The codec prepare_data trained (``prepared.codec`` or ``model.codec``)."""
-    for owner in (prepared, model):
-        codec = getattr(owner, "codec", None)
-        if isinstance(codec, nn.Module):
-            return codec
-    logger.warning("prepare_data returned no codec: the checkpoints hold an untrained codec")
-    return build_codec(model_config.codec)
+def resolve_codec(prepared: Any) -> nn.Module:
+    """The frozen codec prepare_data trained."""
+    codec = getattr(prepared, "codec", None)
+    if not isinstance(codec, nn.Module):
+        raise BadInputError("prepare_data returned no codec for the checkpoint")
+    return codec
 
 
 def resolve_stats(
     prepared: Any, model_config: ModelConfig
 ) -> tuple[NormalizationStats, NormalizationStats]:
-    """(action, state) statistics of the prepared data."""
-    action = getattr(prepared, "action_stats", None)
+    """(action, state) statistics of the prepared data (``stats`` is the action tokens')."""
+    action = getattr(prepared, "stats", None)
     state = getattr(prepared, "state_stats", None)
-    stats = getattr(prepared, "stats", None)
-    if action is None:
-        action = getattr(stats, "action", stats)
-    if state is None:
-        state = getattr(stats, "state", None)
     if not isinstance(action, NormalizationStats) or not isinstance(state, NormalizationStats):
         raise BadInputError("prepare_data returned no action and state normalisation statistics")
     token_dim, state_dim = model_config.action.token_dim, model_config.action.state_dim
@@ -589,7 +573,7 @@ def _run(
     prepared = prepare(config.data, model, log=log, device=info.device)
     if info.is_main:
         barrier()
-    codec = resolve_codec(model, prepared, model_config).to(info.device)
+    codec = resolve_codec(prepared).to(info.device)
     action_stats, state_stats = resolve_stats(prepared, model_config)
     log("stage 2/3: codec frozen")
     codec.requires_grad_(False).eval()
@@ -598,7 +582,13 @@ def _run(
             f"no training or validation windows (train {len(prepared.train)}, val "
             f"{len(prepared.val)}): more episodes or a different data.val_fraction are needed"
         )
-    context = RunContext(config, model_config, run_dir, info, codec, action_stats, state_stats)
+    deployment = getattr(prepared, "deployment", None)
+    if not isinstance(deployment, DeploymentMetadata):
+        raise BadInputError("prepare_data returned no deployment metadata for the checkpoint")
+    deployment.validate_for(model_config)
+    context = RunContext(
+        config, model_config, run_dir, info, codec, action_stats, state_stats, deployment
+    )
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / CONFIG_FILE).write_text(
