@@ -596,7 +596,10 @@ def _run(
         )
         report = {**getattr(prepared, "report", {}), "codec_psnr_db": prepared.codec_psnr_db}
         (run_dir / DATA_REPORT_FILE).write_text(json.dumps(report, indent=1, default=str))
-        log(f"data: {json.dumps(report, default=str)}")
+        log(
+            f"data: {len(prepared.train)} train / {len(prepared.val)} validation windows, codec "
+            f"PSNR {prepared.codec_psnr_db:.1f} dB (report: {run_dir / DATA_REPORT_FILE})"
+        )
     state = init_state(model, config, info, compile_model=config.runtime.compile)
     if resume_from is not None:
         restore(state, resume_from)
