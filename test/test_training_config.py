@@ -80,3 +80,19 @@ def test_learning_rate_warmup_then_cosine() -> None:
     assert all(a >= b for a, b in itertools.pairwise(rates[10:]))
     assert rates[60] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
     assert optim.learning_rate(1000, 110) == pytest.approx(0.1)
+
+
+def test_ema_warmup_follows_early_weights() -> None:
+    import torch
+
+    from wallwm_core.training.ema import EMA
+
+    model = torch.nn.Linear(2, 2)
+    ema = EMA(model, decay=0.999)
+    assert ema.decay_at(0) == pytest.approx(0.1) and ema.decay_at(10**6) == 0.999
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    before = ema.shadow["weight"].clone()
+    ema.update(model, 0)
+    # 90% of the way to the new weights after the first step (0.1% without the warm-up).
+    torch.testing.assert_close(ema.shadow["weight"], before + 0.9)

@@ -7,7 +7,10 @@ from torch import nn
 
 
 class EMA:
-    """``ema <- decay * ema + (1 - decay) * weight`` after every optimiser step.
+    """``ema <- d * ema + (1 - d) * weight`` after optimiser step ``n`` (0-based), with the
+    warm-up ``d = min(decay, (1 + n) / (10 + n))``: early on the average follows the weights
+    (without it, 0.999 would keep ~90% of the random initialisation after 100 steps, and early
+    validation would measure the initialisation).
 
     Holds a float32 copy of each trainable parameter (the local shard under FSDP2, a full
     tensor otherwise); frozen parameters and buffers are taken from the model when saving.
@@ -22,11 +25,15 @@ class EMA:
             if p.requires_grad
         }
 
+    def decay_at(self, step: int) -> float:
+        return min(self.decay, (1.0 + step) / (10.0 + step))
+
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self, model: nn.Module, step: int) -> None:
         params = dict(model.named_parameters())
         current = [params[name].detach().float() for name in self.names]
-        torch._foreach_lerp_([self.shadow[n] for n in self.names], current, 1.0 - self.decay)
+        weight = 1.0 - self.decay_at(step)
+        torch._foreach_lerp_([self.shadow[n] for n in self.names], current, weight)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return dict(self.shadow)

@@ -195,7 +195,7 @@ def train_step(
     parameters = [p for p in state.model.parameters() if p.grad is not None]
     grad_norm = torch.nn.utils.clip_grad_norm_(parameters, clip if clip > 0 else math.inf)
     state.optimizer.step()
-    state.ema.update(state.model)
+    state.ema.update(state.model, state.step)
     sync()
     timings["optimizer"] += clock() - start
     state.step += 1
