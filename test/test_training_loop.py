@@ -7,6 +7,7 @@ smoke run lives in the data side's tests.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import math
 import os
 import signal
@@ -73,11 +74,13 @@ def test_shipped_train_configs_load() -> None:
 def test_run_directory_and_trained_checkpoint(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     overrides = ["train.steps=6", "train.checkpoint_interval=2", "train.keep_last=2"]
-    assert _run(run_dir, *overrides, "train.eval_interval=3") == 0
+    assert _run(run_dir, *overrides, "train.eval_interval=3", "runtime.tensorboard=true") == 0
     steps = sorted(p.name for p in run_dir.glob("step_*"))
     assert steps == ["step_000004", "step_000006"]  # keep_last=2 pruned step 2
     assert (run_dir / "last").resolve().name == "step_000006"
     assert (run_dir / "loss_curves.png").stat().st_size > 0
+    if importlib.util.find_spec("tensorboard") is not None:  # pinned; absent in an old venv
+        assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert resolved["train"]["steps"] == 6 and resolved["run_dir"] == str(run_dir)
     with (run_dir / "metrics.csv").open() as stream:
