@@ -18,19 +18,28 @@ Issue items covered:
    ``test_a_preempted_goal_has_its_chunks_stopped``;
 5. e-stop awareness: ``test_estop_reaches_the_policy_and_no_chunk_is_published_into_it``,
    ``test_a_controller_fault_ends_the_goal_with_fault``;
-6. future-stamped sensor data: ``test_future_stamped_frames_and_joint_states_do_not_blind_the_policy``.
+6. future-stamped sensor data: ``test_future_stamped_frames_and_joint_states_do_not_blind_the_policy``;
+7. outcome codes and a killed server: ``test_a_result_with_no_outcome_set_is_a_failure``,
+   ``test_send_goal_gives_up_soon_after_the_policy_node_is_killed``.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import signal
+import subprocess
+import sys
+import threading
 import time
 
 import numpy as np
 import pytest
 import transforms3d
+from action_msgs.msg import GoalStatus
 from conftest import wait_for
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.action import ActionServer
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -42,14 +51,21 @@ from synthetic_sensors import CAMERAS, JOINTS, SyntheticSensors, sensor_paramete
 from wallwm_core.action_chunk import ActionChunk
 from wallwm_core.control import ArmKinematics, ControlCommand
 from wallwm_core.outcome import Outcome, PolicyState
-from wallwm_msgs.action import ExecuteEvent
+from wallwm_msgs.action import ExecuteEvent, ExecuteTask
 from wallwm_msgs.msg import ActionChunk as ActionChunkMsg
-from wallwm_msgs.msg import ControllerState, PolicyStatus
+from wallwm_msgs.msg import ControllerState, EventOutcome, PolicyStatus
 from wallwm_ros import qos
 from wallwm_ros.controller_node import ControllerNode
 from wallwm_ros.conversions import chunk_to_msg, ns_to_time
 from wallwm_ros.policy_node import PolicyNode
-from wallwm_ros.send_goal import SpinSafeActionClient, execute_event
+from wallwm_ros.send_goal import (
+    HEARTBEAT_LOST_S,
+    NoServerError,
+    SpinSafeActionClient,
+    execute_event,
+    execute_task,
+    outcome_of,
+)
 from wallwm_sim.description import urdf_string
 
 ARM_JOINTS = [f"joint{i}" for i in range(1, 7)]
@@ -608,3 +624,89 @@ def test_future_stamped_frames_and_joint_states_do_not_blind_the_policy(
     result = execute_event(node, "reach")
     assert result.outcome == Outcome.SUCCEEDED, result.message
     assert wait_for(lambda: any(dropped(d) for d in diagnostics), timeout_s=20.0)
+
+
+# ------------------------------------------------------------------------------ item 7
+
+
+def _bare_server(node: Node, action_type) -> ActionServer:
+    """A server that marks every goal succeeded but never fills in its result's outcome."""
+
+    def execute(handle):
+        handle.succeed()
+        result = action_type.Result()
+        if action_type is ExecuteTask:
+            result.event_outcomes = [EventOutcome(instruction="reach")]
+        return result
+
+    name = "execute_task" if action_type is ExecuteTask else "execute_event"
+    return ActionServer(node, action_type, name, execute_callback=execute)
+
+
+def test_a_result_with_no_outcome_set_is_a_failure(ros_context, spinner, namespace):
+    """Outcome 0 read as SUCCEEDED: an empty result (rclpy's answer after its result time-out)
+    looked like success."""
+    server = spinner.add(Node("bare_server", namespace=namespace, context=ros_context))
+    _bare_server(server, ExecuteEvent)
+    _bare_server(server, ExecuteTask)
+    client = spinner.add(Node("client", namespace=namespace, context=ros_context))
+
+    event = execute_event(client, "reach")
+    assert event.accepted and event.outcome == Outcome.UNKNOWN
+    task = execute_task(client, "tidy up", ["reach"])
+    assert task.outcome == Outcome.UNKNOWN
+    assert [outcome for _, outcome, _ in task.events] == [Outcome.UNKNOWN]
+    # no code that is no outcome, and no SUCCEEDED the goal status contradicts, reads as success
+    assert outcome_of(99)[0] == Outcome.UNKNOWN
+    assert outcome_of(Outcome.SUCCEEDED, GoalStatus.STATUS_ABORTED)[0] == Outcome.UNKNOWN
+    assert outcome_of(Outcome.SUCCEEDED) == (Outcome.SUCCEEDED, "")
+
+    cli = subprocess.run(
+        [sys.executable, "-m", "wallwm_ros.send_goal", "reach", "--ros-args", "-r",
+         f"__ns:={namespace}"],
+        env=dict(os.environ), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert cli.returncode == 1 and "result: UNKNOWN" in cli.stdout, cli.stdout + cli.stderr
+
+
+def test_send_goal_gives_up_soon_after_the_policy_node_is_killed(
+    ros_context, spinner, namespace, replay_file
+):
+    """After ``kill -9`` of the policy node send_goal waited 22.9 s (the DDS lease). Now the
+    policy node's status heartbeat stops, and the client gives up after HEARTBEAT_LOST_S; while
+    the node lives, a goal longer than that keeps running."""
+    policy = subprocess.Popen(
+        [sys.executable, "-m", "wallwm_ros.policy_node", "--ros-args", "-r", f"__ns:={namespace}",
+         "-p", "policy_type:=replay", "-p", f"replay_file:={replay_file}"],
+        env=dict(os.environ),  # this process's domain: the client below talks to it
+    )  # fmt: skip
+    client = spinner.add(Node("client", namespace=namespace, context=ros_context))
+    started, outcome = threading.Event(), {}
+
+    def wait_for_goal() -> None:
+        try:
+            outcome["result"] = execute_event(
+                client, "long wipe", server_wait_s=60.0, on_feedback=lambda _: started.set()
+            )
+        except NoServerError as error:
+            outcome["error"] = str(error)
+            outcome["after_kill_s"] = time.monotonic() - killed_at[0]
+
+    killed_at = [0.0]
+    waiter = threading.Thread(target=wait_for_goal, daemon=True)
+    waiter.start()
+    try:
+        assert started.wait(60.0)
+        waiter.join(HEARTBEAT_LOST_S + 1.0)  # the node lives: its goal (30 s) goes on
+        assert waiter.is_alive(), outcome
+        killed_at[0] = time.monotonic()
+        policy.send_signal(signal.SIGKILL)
+        policy.wait(timeout=10)
+        waiter.join(60.0)
+    finally:
+        if policy.poll() is None:
+            policy.kill()
+    assert not waiter.is_alive()
+    # the heartbeat ended the wait, not the DDS lease (about 20 s)
+    assert "policy_status stopped" in outcome.get("error", ""), outcome
+    print(f"send_goal gave up {outcome['after_kill_s']:.1f} s after kill -9")
