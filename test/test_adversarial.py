@@ -20,7 +20,9 @@ Issue items covered:
    ``test_a_controller_fault_ends_the_goal_with_fault``;
 6. future-stamped sensor data: ``test_future_stamped_frames_and_joint_states_do_not_blind_the_policy``;
 7. outcome codes and a killed server: ``test_a_result_with_no_outcome_set_is_a_failure``,
-   ``test_send_goal_gives_up_soon_after_the_policy_node_is_killed``.
+   ``test_send_goal_gives_up_soon_after_the_policy_node_is_killed``;
+8. lockstep simulation: ``test_lockstep_simulation_waits_for_a_slow_controller_and_faults_when_it_stops``
+   (the expert through evaluate_ros on a busy machine: test_evaluate_ros, docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from rclpy.action import ActionServer
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
@@ -56,7 +59,7 @@ from wallwm_msgs.msg import ActionChunk as ActionChunkMsg
 from wallwm_msgs.msg import ControllerState, EventOutcome, PolicyStatus
 from wallwm_ros import qos
 from wallwm_ros.controller_node import ControllerNode
-from wallwm_ros.conversions import chunk_to_msg, ns_to_time
+from wallwm_ros.conversions import chunk_to_msg, ns_to_time, time_to_ns
 from wallwm_ros.policy_node import PolicyNode
 from wallwm_ros.send_goal import (
     HEARTBEAT_LOST_S,
@@ -66,6 +69,7 @@ from wallwm_ros.send_goal import (
     execute_task,
     outcome_of,
 )
+from wallwm_ros.sim_node import CLOCK_QOS, SimNode
 from wallwm_sim.description import urdf_string
 
 ARM_JOINTS = [f"joint{i}" for i in range(1, 7)]
@@ -710,3 +714,68 @@ def test_send_goal_gives_up_soon_after_the_policy_node_is_killed(
     # the heartbeat ended the wait, not the DDS lease (about 20 s)
     assert "policy_status stopped" in outcome.get("error", ""), outcome
     print(f"send_goal gave up {outcome['after_kill_s']:.1f} s after kill -9")
+
+
+# ------------------------------------------------------------------------------ item 8
+
+
+def test_lockstep_simulation_waits_for_a_slow_controller_and_faults_when_it_stops(
+    ros_context, spinner, namespace
+):
+    """On a busy machine the simulation ran ahead of the controller (the expert scored 20, not
+    100). In lockstep it advances one control period per controller answer, however slow."""
+    overrides = [Parameter("control_rate_hz", value=100.0), Parameter("real_time", value=False)]
+    overrides += [Parameter("lockstep", value=True), Parameter("lockstep_timeout", value=2.0)]
+    sim = spinner.add(
+        SimNode(
+            namespace=namespace,
+            context=ros_context,
+            parameter_overrides=overrides,
+            cli_args=["--ros-args", "-p", "cameras:=[]"],
+        )
+    )
+    node = spinner.add(Node("slow_controller", namespace=namespace, context=ros_context))
+    latest_clock = [0]
+    node.create_subscription(
+        Clock, "/clock", lambda m: latest_clock.__setitem__(0, time_to_ns(m.clock)), CLOCK_QOS
+    )
+    commands = node.create_publisher(
+        Float64MultiArray, "forward_position_controller/commands", qos.COMMANDS
+    )
+    assert wait_for(lambda: commands.get_subscription_count() > 0 and latest_clock[0] > 0)
+    answered: list[int] = []
+    stop = threading.Event()
+
+    def slow_controller() -> None:
+        """Answers each new simulation time 20 ms of wall time late (a loaded controller)."""
+        last = -1
+        while not stop.is_set():
+            now = latest_clock[0]
+            if now == last:
+                time.sleep(0.001)
+                continue
+            time.sleep(0.02)
+            commands.publish(Float64MultiArray(data=HOME.tolist()))
+            answered.append(now)
+            last = now
+
+    thread = threading.Thread(target=slow_controller, daemon=True)
+    thread.start()
+    try:
+        assert wait_for(lambda: len(answered) >= 5, timeout_s=30.0)
+        steps_before, answers_before = sim.loop.counters().control_steps, len(answered)
+        assert wait_for(lambda: len(answered) >= answers_before + 40, timeout_s=60.0)
+        steps_after, answers_after = sim.loop.counters().control_steps, len(answered)
+    finally:
+        stop.set()
+        thread.join(5.0)
+    # one period per answer (the answer to the previous period may count for the next: +2)
+    assert steps_after - steps_before <= answers_after - answers_before + 2, (
+        steps_after - steps_before,
+        answers_after - answers_before,
+    )
+    # the controller went silent: the simulation stops with a clear fault, it does not run on
+    assert wait_for(lambda: not sim.loop.running, timeout_s=30.0)
+    fault = sim.loop.counters().fault
+    assert "lockstep: no arm command from the controller" in fault, fault
+    assert sim.loop.counters().control_steps <= steps_after + 3

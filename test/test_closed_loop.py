@@ -98,7 +98,11 @@ def loop(expert_replay):
     rclpy.init(context=context)
     namespace = f"/loop{uuid.uuid4().hex[:8]}"
     specs = sim_bringup(
-        CONFIG, PolicyChoice("replay", replay_file=str(replay_file)), task=TASK, seed=SEED
+        CONFIG,
+        PolicyChoice("replay", replay_file=str(replay_file)),
+        task=TASK,
+        seed=SEED,
+        lockstep=True,
     )
     bringup = InProcessBringup(specs, namespace=namespace, context=context)
     spinner = BackgroundSpinner(SingleThreadedExecutor(context=context))

@@ -107,7 +107,13 @@ def controller_node_spec(robot: RobotConfig, config_dir: Path, use_sim_time: boo
 
 
 def sim_node_spec(
-    robot: RobotConfig, config_dir: Path, task: str, seed: int, variant: str, real_time: bool
+    robot: RobotConfig,
+    config_dir: Path,
+    task: str,
+    seed: int,
+    variant: str,
+    real_time: bool,
+    lockstep: bool = False,
 ) -> NodeSpec:
     return NodeSpec(
         package="wallwm",
@@ -120,6 +126,7 @@ def sim_node_spec(
             "seed": seed,
             "variant": variant,
             "real_time": real_time,
+            "lockstep": lockstep,
             "cameras": [c.name for c in robot.cameras],
             "joint_states_topic": robot.joint_state_topic,
             "position_command_topic": robot.controller.position_command_topic,
@@ -137,11 +144,16 @@ def sim_bringup(
     seed: int = 0,
     variant: str = "train",
     real_time: bool = True,
+    lockstep: bool = False,
 ) -> list[NodeSpec]:
-    """Simulation + policy + controller, all on simulation time (sim.launch.py)."""
+    """Simulation + policy + controller, all on simulation time (sim.launch.py).
+
+    ``lockstep``: the simulation waits for the controller every control period (tests and
+    evaluation); ``real_time`` paces it to the wall clock (demos; both may be on).
+    """
     robot = load_robot_config(robot_config or config_dir / "robots" / "sim_arm.yaml")
     return [
-        sim_node_spec(robot, config_dir, task, seed, variant, real_time),
+        sim_node_spec(robot, config_dir, task, seed, variant, real_time, lockstep),
         policy_node_spec(robot, choice, config_dir, use_sim_time=True),
         controller_node_spec(robot, config_dir, use_sim_time=True),
     ]

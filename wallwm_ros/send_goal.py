@@ -170,10 +170,12 @@ def _run_goal(
     cancel_after_s: float | None,
     server_wait_s: float,
     on_feedback: Callable[[object], None] | None,
-) -> object | None:
+    give_up: Callable[[], str] | None = None,
+) -> tuple[object, int]:
     """Send one goal, block until its result and the goal status. Spin ``node`` elsewhere.
 
-    Raises :class:`GoalRejectedError` (with the server's logged reason) or :class:`NoServerError`.
+    Raises :class:`GoalRejectedError` (with the server's logged reason) or :class:`NoServerError`
+    (also when ``give_up()`` returns a reason, e.g. the simulation stopped: the goal is canceled).
     """
     client = SpinSafeActionClient(node, action_type, action_name)
     watch = _ServerWatch(node, action_name)
@@ -210,6 +212,10 @@ def _run_goal(
                 raise NoServerError(
                     f"the {kind} server on '{action_name}' went away before the result"
                 )
+            reason = give_up() if give_up is not None else ""
+            if reason:
+                handle.cancel_goal_async()
+                raise NoServerError(f"gave up on the {kind} goal: {reason}")
             heartbeat_age = watch.heartbeat_age()
             if heartbeat_age is not None and heartbeat_age > HEARTBEAT_LOST_S:
                 raise NoServerError(
@@ -299,8 +305,12 @@ def execute_task(
     server_wait_s: float = 10.0,
     on_feedback: Callable[[ExecuteTask.Feedback], None] | None = None,
     action_name: str = "execute_task",
+    give_up: Callable[[], str] | None = None,
 ) -> TaskResult:
-    """Send one ExecuteTask goal (events in order, or none: the planner proposes them)."""
+    """Send one ExecuteTask goal (events in order, or none: the planner proposes them).
+
+    ``give_up()`` is polled while the goal runs; a non-empty reason cancels the goal and raises
+    :class:`NoServerError` with it."""
     goal = ExecuteTask.Goal(
         task=task,
         events=list(events),
@@ -317,6 +327,7 @@ def execute_task(
             cancel_after_s=cancel_after_s,
             server_wait_s=server_wait_s,
             on_feedback=on_feedback,
+            give_up=give_up,
         )
     except GoalRejectedError as rejected:
         return TaskResult(False, None, f"goal rejected: {rejected.reason}", 0.0, ())

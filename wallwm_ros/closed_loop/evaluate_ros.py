@@ -19,7 +19,9 @@ every disagreement and counts them per task.
 and the policy node (restarted with that replay file) replays its tool motion. ``--policy
 wallwm`` serves one WALL-WM checkpoint for all episodes; without ``--checkpoint`` it is the one
 wallwm_core ships, or an untrained ``tiny`` model (said so). Deterministic given the seeds up to
-the timing of the threads: episodes run on simulation time, but the nodes run concurrently.
+the timing of the threads: episodes run on simulation time in lockstep (the simulation waits for
+the controller every control period, so a busy machine slows the evaluation down but does not
+change its scores); ``--real-time`` also paces it to the wall clock.
 """
 
 from __future__ import annotations
@@ -44,7 +46,12 @@ from wallwm_ros.bringup import NodeSpec, PolicyChoice, sim_bringup
 from wallwm_ros.bringup_paths import bringup_config
 from wallwm_ros.closed_loop.inprocess_bringup import InProcessBringup
 from wallwm_ros.closed_loop.sim_checkpoint import UNTRAINED_NOTE, checkpoint_for_sim
-from wallwm_ros.closed_loop.sim_episode import EpisodeError, RosEpisode, SimEpisodeRunner
+from wallwm_ros.closed_loop.sim_episode import (
+    EpisodeError,
+    RosEpisode,
+    SimEpisodeRunner,
+    loop_fault,
+)
 from wallwm_ros.send_goal import NoServerError
 from wallwm_sim.cli_args import add_episode_arguments
 from wallwm_sim.evaluate import EvalReport, format_table, write_report
@@ -149,7 +156,7 @@ def _ros_session(specs: Sequence[NodeSpec]) -> Iterator[tuple[InProcessBringup, 
     try:
         bringup = InProcessBringup(specs, context=context)
         node = spinner.add(rclpy.create_node("wallwm_evaluate_ros", context=context))
-        yield bringup, SimEpisodeRunner(node)
+        yield bringup, SimEpisodeRunner(node, sim_fault=loop_fault(bringup.nodes["sim_node"]))
     finally:
         spinner.close()
         if bringup is not None:
@@ -181,7 +188,13 @@ def evaluate_through_ros(config: RosEvalConfig, show_progress: bool = True) -> E
             )
             choice = PolicyChoice("replay", replay_file=str(replay))
         specs = sim_bringup(
-            config_dir, choice, task=task, seed=seed, variant=variant, real_time=config.real_time
+            config_dir,
+            choice,
+            task=task,
+            seed=seed,
+            variant=variant,
+            real_time=config.real_time,
+            lockstep=True,
         )
         return specs, events
 
