@@ -22,13 +22,16 @@ Issue items covered:
 7. outcome codes and a killed server: ``test_a_result_with_no_outcome_set_is_a_failure``,
    ``test_send_goal_gives_up_soon_after_the_policy_node_is_killed``;
 8. lockstep simulation: ``test_lockstep_simulation_waits_for_a_slow_controller_and_faults_when_it_stops``
-   (the expert through evaluate_ros on a busy machine: test_evaluate_ros, docs/evaluation.md).
+   (the expert through evaluate_ros on a busy machine: test_evaluate_ros, docs/evaluation.md);
+9. two harness runs at once: ``test_two_harness_runs_at_once_keep_apart``,
+   ``test_a_second_run_into_the_same_output_folder_is_refused``.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -39,7 +42,7 @@ import numpy as np
 import pytest
 import transforms3d
 from action_msgs.msg import GoalStatus
-from conftest import wait_for
+from conftest import child_domain_id, child_env, wait_for
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.action import ActionServer
 from rclpy.node import Node
@@ -52,12 +55,14 @@ from std_srvs.srv import Trigger
 from synthetic_sensors import CAMERAS, JOINTS, SyntheticSensors, sensor_parameters
 
 from wallwm_core.action_chunk import ActionChunk
+from wallwm_core.config_loading import ConfigError
 from wallwm_core.control import ArmKinematics, ControlCommand
 from wallwm_core.outcome import Outcome, PolicyState
 from wallwm_msgs.action import ExecuteEvent, ExecuteTask
 from wallwm_msgs.msg import ActionChunk as ActionChunkMsg
 from wallwm_msgs.msg import ControllerState, EventOutcome, PolicyStatus
 from wallwm_ros import qos
+from wallwm_ros.closed_loop.isolation import claim_output
 from wallwm_ros.controller_node import ControllerNode
 from wallwm_ros.conversions import chunk_to_msg, ns_to_time, time_to_ns
 from wallwm_ros.policy_node import PolicyNode
@@ -779,3 +784,53 @@ def test_lockstep_simulation_waits_for_a_slow_controller_and_faults_when_it_stop
     fault = sim.loop.counters().fault
     assert "lockstep: no arm command from the controller" in fault, fault
     assert sim.loop.counters().control_steps <= steps_after + 3
+
+
+# ------------------------------------------------------------------------------ item 9
+
+
+def test_two_harness_runs_at_once_keep_apart(tmp_path):
+    """Two main jobs started a second apart shared DDS traffic (clock jumps, chunks from the
+    future), both printed SUCCEEDED with Task Progress 0/100 and wrote to the same folder."""
+    env = {**child_env(), "WALLWM_LOCK_DIR": str(tmp_path / "locks")}
+    command = [sys.executable, "-m", "wallwm_ros.closed_loop.run_sim", "--policy", "expert",
+               "--fast", "--task", "pick_place"]  # fmt: skip
+    runs = []
+    for _ in range(2):
+        run = subprocess.Popen(
+            command,
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        runs.append(run)
+        time.sleep(1.0)  # as in the report: the second starts a second later
+    outputs = []
+    try:
+        for run in runs:
+            outputs.append(run.communicate(timeout=400)[0])
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+    domain = str(child_domain_id())
+    for run, output in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, output[-3000:]
+        assert "Task Progress (rubric): 100/100" in output, output[-3000:]
+        assert "disagree" not in output and "clock jumped" not in output, output[-3000:]
+    folders = [re.search(r"^output: (\S+);", output, re.M)[1] for output in outputs]
+    assert folders[0] != folders[1] and all((tmp_path / f).is_dir() for f in folders)
+    assert f"; ROS domain {domain}\n" in outputs[0]
+    assert f"domain {domain} is in use by another wallwm run" in outputs[1], outputs[1][:500]
+
+
+def test_a_second_run_into_the_same_output_folder_is_refused(tmp_path):
+    first = claim_output(tmp_path / "out")
+    try:
+        with pytest.raises(ConfigError, match=r"another run .* is writing to"):
+            claim_output(tmp_path / "out")
+    finally:
+        first.release()
+    claim_output(tmp_path / "out").release()  # free again once the first run ended
