@@ -17,6 +17,7 @@ from conftest import child_env
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
+from wallwm_core.replay_policy import ReplayPolicy
 from wallwm_ros.background_spinner import BackgroundSpinner
 from wallwm_ros.bringup_paths import bringup_config
 from wallwm_ros.policy_node import PolicyNode
@@ -206,3 +207,27 @@ def test_repeated_signals_stop_a_node_cleanly(namespace, replay_file, node_name)
     assert process.returncode == 0, output
     assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
     print(f"{node_name} stopped {stopped_s:.2f} s after the first of {count} signals")
+
+
+def test_send_goal_prints_why_a_goal_was_rejected(ros_context, spinner, namespace, replay_file):
+    """send_goal printed only "goal rejected"; the reason was in the node's log."""
+    spinner.add(_replay_policy_node(ros_context, namespace, replay_file))
+    empty = _send_goal_cli(namespace, "   ")
+    assert empty.returncode == 1, empty.stdout + empty.stderr
+    assert "goal rejected: " in empty.stdout and "empty instruction" in empty.stdout, empty.stdout
+
+
+def test_expert_replay_command_writes_a_replay_file_for_policy_replay(tmp_path):
+    """No documented way existed to write an expert replay file for ``policy:=replay``."""
+    run = subprocess.run(
+        [sys.executable, "-m", "wallwm_ros.closed_loop.expert_replay", "--task", "press_buttons",
+         "--seed", "1", "--out", str(tmp_path)],
+        env=child_env(), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    path = tmp_path / "expert_replay.yaml"
+    policy = ReplayPolicy.from_yaml(path)  # what the policy node loads for policy_type replay
+    assert f"replay_file:={path.resolve()}" in run.stdout
+    for instruction in policy.instructions:
+        assert f"--event '{instruction}'" in run.stdout
+    assert len(policy.instructions) == 3

@@ -207,3 +207,17 @@ def test_command_line_tools(tmp_path, capsys) -> None:
         with pytest.raises(SystemExit):
             tool.main(["--output", str(tmp_path), "--seeds", "4-2"])
         assert "seeds must look like" in capsys.readouterr().err
+
+
+def test_generating_the_same_seed_again_does_not_duplicate_it(tmp_path, caplog) -> None:
+    """Re-running generate_demos with the same seed silently appended the same episode again."""
+    generate = generate_demos.generate
+    options = {"cameras": (), "min_score": 0.0, "show_progress": False}
+    assert generate(tmp_path, ["push_to_target"], [0], **options) == (1, 0)
+    with caplog.at_level("WARNING", logger="wallwm_sim.generate_demos"):
+        assert generate(tmp_path, ["push_to_target"], [0, 1], **options) == (1, 0)
+    assert "1 of 2 episodes are already in" in caplog.text
+    assert [(e["task"], e["seed"]) for e in list_episodes(tmp_path)] == [
+        ("push_to_target", 0),
+        ("push_to_target", 1),
+    ]

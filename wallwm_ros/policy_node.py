@@ -106,7 +106,10 @@ class PolicyNodeConfig:
         if self.policy_type == "wallwm" and not self.checkpoint:
             raise ConfigError(
                 "parameter 'checkpoint' must name a WALL-WM checkpoint directory when "
-                "policy_type is 'wallwm'"
+                "policy_type is 'wallwm' (the default); or serve scripted events with "
+                "-p policy_type:=replay -p replay_file:=FILE (e.g. wallwm_bringup's "
+                "config/demo_replay.yaml, or one written by "
+                "`python -m wallwm_ros.closed_loop.expert_replay`)"
             )
         if self.device not in DEVICES:
             raise ConfigError(f"parameter 'device' is {self.device!r}; expected one of {DEVICES}")
