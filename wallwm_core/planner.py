@@ -286,7 +286,7 @@ class EventPlanner:
         self._end_attempt(now_ns, outcome, message or f"the event ended {outcome.name}")
         return self._abort(
             outcome,
-            f"event {self._index} {self._last_instruction!r} was {outcome.name.lower()}"
+            f"event {self._index + 1} {self._last_instruction!r} was {outcome.name.lower()}"
             + (f": {message}" if message else ""),
         )
 
@@ -324,7 +324,7 @@ class EventPlanner:
             Outcome.TIMED_OUT,
             f"task timed out after {elapsed / NS_PER_S:.2f} s (limit "
             f"{self.config.task_timeout_ns / NS_PER_S:.2f} s) "
-            f"during event {self._index} {self._last_instruction!r}",
+            f"during event {self._index + 1} {self._last_instruction!r}",
         )
 
     def _check_event_time(self, now_ns: int) -> PlannerDecision:
@@ -377,7 +377,7 @@ class EventPlanner:
             scope = "this event" if self._events is not None else "consecutive"
             return self._abort(
                 Outcome.ABORTED,
-                f"event {self._index} {instruction!r} failed {self._failures} times "
+                f"event {self._index + 1} {instruction!r} failed {self._failures} times "
                 f"({scope}; max_retries_per_event={self.config.max_retries_per_event}); "
                 f"last: {outcome.name}: {message}",
             )
