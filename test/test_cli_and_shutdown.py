@@ -231,3 +231,15 @@ def test_expert_replay_command_writes_a_replay_file_for_policy_replay(tmp_path):
     for instruction in policy.instructions:
         assert f"--event '{instruction}'" in run.stdout
     assert len(policy.instructions) == 3
+
+
+def test_policy_node_without_a_checkpoint_says_how_to_serve_a_replay_file(namespace):
+    """The README's hand-run policy_node failed without -p policy_type:=replay, and the message
+    did not say so."""
+    run = subprocess.run(
+        [sys.executable, "-m", "wallwm_ros.policy_node", "--ros-args", "-r", f"__ns:={namespace}"],
+        env=child_env(), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "parameter 'checkpoint'" in run.stderr
+    assert "-p policy_type:=replay -p replay_file:=FILE" in run.stderr
