@@ -152,6 +152,11 @@ def sim_bringup(
     evaluation); ``real_time`` paces it to the wall clock (demos; both may be on).
     """
     robot = load_robot_config(robot_config or config_dir / "robots" / "sim_arm.yaml")
+    if lockstep and robot.controller.output != "forward_position":
+        raise ConfigError(
+            "lockstep needs the controller's forward_position output (a command every control "
+            f"period); the robot file gives {robot.controller.output!r}"
+        )
     return [
         sim_node_spec(robot, config_dir, task, seed, variant, real_time, lockstep),
         policy_node_spec(robot, choice, config_dir, use_sim_time=True),

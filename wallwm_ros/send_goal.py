@@ -9,8 +9,10 @@ event (task) succeeded, 1 for any other outcome (UNKNOWN included: a result with
 
 A server that dies mid-goal (``kill -9``) is noticed within ``HEARTBEAT_LOST_S`` (5) seconds:
 the policy node re-sends its ``policy_status`` every 0.5 s, and a goal whose server's status
-stops for that long ends with :class:`NoServerError` (exit status 3). Without such a status topic the client relies on
-DDS discovery, which notices a killed process only when its lease runs out (about 20 s).
+stops for that long ends with :class:`NoServerError` (exit status 3). Without such a status
+topic the client relies on DDS discovery, which notices a killed process only when its lease
+runs out (about 20 s). A rejected goal's reason is read from the server's ``/rosout`` line
+("rejecting ..."; transient local, so it is there when the rejection arrives).
 """
 
 from __future__ import annotations
@@ -96,7 +98,8 @@ def _sibling(action_name: str, topic: str) -> str:
 
 
 class _ServerWatch:
-    """Watches a server while a goal runs: its policy_status heartbeat and its rejection logs."""
+    """Watches a server for one goal: its policy_status heartbeat, and after a rejection its
+    ``/rosout`` for the reason."""
 
     def __init__(self, node: Node, action_name: str) -> None:
         self._node = node
@@ -107,8 +110,7 @@ class _ServerWatch:
         self._subscriptions = [
             node.create_subscription(
                 PolicyStatus, _sibling(action_name, "policy_status"), self._on_status, qos.LATCHED
-            ),
-            node.create_subscription(Log, "/rosout", self._on_log, ROSOUT_QOS),
+            )
         ]
 
     def _on_status(self, _msg: PolicyStatus) -> None:
@@ -127,6 +129,10 @@ class _ServerWatch:
             return None if self._status_seen is None else time.monotonic() - self._status_seen
 
     def rejection_reason(self, wait_s: float = REJECTION_REASON_WAIT_S) -> str:
+        """The server's latest "rejecting ..." log line since this goal was sent."""
+        self._subscriptions.append(
+            self._node.create_subscription(Log, "/rosout", self._on_log, ROSOUT_QOS)
+        )
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             with self._lock:
