@@ -128,7 +128,7 @@ def _default_out(args: argparse.Namespace) -> Path:
     return DEFAULT_OUT_ROOT / f"{stamp}-{args.task}-seed{args.seed}-{os.getpid()}"
 
 
-def _report(episode: RosEpisode) -> bool:
+def print_episode_report(episode: RosEpisode) -> bool:
     """Print each event by planner and rubric, then the task line; True when they agree."""
     task = get_task(episode.task)
     instance = task.sample(episode.seed, episode.variant)
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     if not result.accepted:
         print(f"run_sim: the task goal was rejected ({result.message})")
         return 1
-    _report(episode)
+    print_episode_report(episode)
     # What reached the arm: chunks the controller node took from DDS, and the joint motion the
     # simulation reported back while the goal ran.
     print(
