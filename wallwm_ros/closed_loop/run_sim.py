@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     if not result.accepted:
         print(f"run_sim: the task goal was rejected ({result.message})")
         return 1
-    print_episode_report(episode)
+    agrees = print_episode_report(episode)
     # What reached the arm: chunks the controller node took from DDS, and the joint motion the
     # simulation reported back while the goal ran.
     print(
@@ -258,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     ):
         if path is not None:
             print(f"wrote {path}")
-    if args.policy == "expert" and result.outcome != Outcome.SUCCEEDED:
+    # The reference must solve the task, by both verdicts.
+    if args.policy == "expert" and (result.outcome != Outcome.SUCCEEDED or not agrees):
         return 1
     return 0
 
