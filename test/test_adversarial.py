@@ -18,38 +18,63 @@ Issue items covered:
    ``test_a_preempted_goal_has_its_chunks_stopped``;
 5. e-stop awareness: ``test_estop_reaches_the_policy_and_no_chunk_is_published_into_it``,
    ``test_a_controller_fault_ends_the_goal_with_fault``;
-6. future-stamped sensor data: ``test_future_stamped_frames_and_joint_states_do_not_blind_the_policy``.
+6. future-stamped sensor data: ``test_future_stamped_frames_and_joint_states_do_not_blind_the_policy``;
+7. outcome codes and a killed server: ``test_a_result_with_no_outcome_set_is_a_failure``,
+   ``test_send_goal_gives_up_soon_after_the_policy_node_is_killed``;
+8. lockstep simulation: ``test_lockstep_simulation_waits_for_a_slow_controller_and_faults_when_it_stops``
+   (the expert through evaluate_ros on a busy machine: test_evaluate_ros, docs/evaluation.md);
+9. two harness runs at once: ``test_two_harness_runs_at_once_keep_apart``,
+   ``test_a_second_run_into_the_same_output_folder_is_refused``.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
 import time
 
 import numpy as np
 import pytest
 import transforms3d
-from conftest import wait_for
+from action_msgs.msg import GoalStatus
+from conftest import child_domain_id, child_env, wait_for
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.action import ActionServer
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
 from synthetic_sensors import CAMERAS, JOINTS, SyntheticSensors, sensor_parameters
 
 from wallwm_core.action_chunk import ActionChunk
+from wallwm_core.config_loading import ConfigError
 from wallwm_core.control import ArmKinematics, ControlCommand
 from wallwm_core.outcome import Outcome, PolicyState
-from wallwm_msgs.action import ExecuteEvent
+from wallwm_msgs.action import ExecuteEvent, ExecuteTask
 from wallwm_msgs.msg import ActionChunk as ActionChunkMsg
-from wallwm_msgs.msg import ControllerState, PolicyStatus
+from wallwm_msgs.msg import ControllerState, EventOutcome, PolicyStatus
 from wallwm_ros import qos
+from wallwm_ros.closed_loop.isolation import claim_output
 from wallwm_ros.controller_node import ControllerNode
-from wallwm_ros.conversions import chunk_to_msg, ns_to_time
+from wallwm_ros.conversions import chunk_to_msg, ns_to_time, time_to_ns
 from wallwm_ros.policy_node import PolicyNode
-from wallwm_ros.send_goal import SpinSafeActionClient, execute_event
+from wallwm_ros.send_goal import (
+    HEARTBEAT_LOST_S,
+    NoServerError,
+    SpinSafeActionClient,
+    execute_event,
+    execute_task,
+    outcome_of,
+)
+from wallwm_ros.sim_node import CLOCK_QOS, SimNode
 from wallwm_sim.description import urdf_string
 
 ARM_JOINTS = [f"joint{i}" for i in range(1, 7)]
@@ -608,3 +633,204 @@ def test_future_stamped_frames_and_joint_states_do_not_blind_the_policy(
     result = execute_event(node, "reach")
     assert result.outcome == Outcome.SUCCEEDED, result.message
     assert wait_for(lambda: any(dropped(d) for d in diagnostics), timeout_s=20.0)
+
+
+# ------------------------------------------------------------------------------ item 7
+
+
+def _bare_server(node: Node, action_type) -> ActionServer:
+    """A server that marks every goal succeeded but never fills in its result's outcome."""
+
+    def execute(handle):
+        handle.succeed()
+        result = action_type.Result()
+        if action_type is ExecuteTask:
+            result.event_outcomes = [EventOutcome(instruction="reach")]
+        return result
+
+    name = "execute_task" if action_type is ExecuteTask else "execute_event"
+    return ActionServer(node, action_type, name, execute_callback=execute)
+
+
+def test_a_result_with_no_outcome_set_is_a_failure(ros_context, spinner, namespace):
+    """Outcome 0 read as SUCCEEDED: an empty result (rclpy's answer after its result time-out)
+    looked like success."""
+    server = spinner.add(Node("bare_server", namespace=namespace, context=ros_context))
+    _bare_server(server, ExecuteEvent)
+    _bare_server(server, ExecuteTask)
+    client = spinner.add(Node("client", namespace=namespace, context=ros_context))
+
+    event = execute_event(client, "reach")
+    assert event.accepted and event.outcome == Outcome.UNKNOWN
+    task = execute_task(client, "tidy up", ["reach"])
+    assert task.outcome == Outcome.UNKNOWN
+    assert [outcome for _, outcome, _ in task.events] == [Outcome.UNKNOWN]
+    # no code that is no outcome, and no SUCCEEDED the goal status contradicts, reads as success
+    assert outcome_of(99)[0] == Outcome.UNKNOWN
+    assert outcome_of(Outcome.SUCCEEDED, GoalStatus.STATUS_ABORTED)[0] == Outcome.UNKNOWN
+    assert outcome_of(Outcome.SUCCEEDED) == (Outcome.SUCCEEDED, "")
+
+    cli = subprocess.run(
+        [sys.executable, "-m", "wallwm_ros.send_goal", "reach", "--ros-args", "-r",
+         f"__ns:={namespace}"],
+        env=dict(os.environ), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert cli.returncode == 1 and "result: UNKNOWN" in cli.stdout, cli.stdout + cli.stderr
+
+
+def test_send_goal_gives_up_soon_after_the_policy_node_is_killed(
+    ros_context, spinner, namespace, replay_file
+):
+    """After ``kill -9`` of the policy node send_goal waited 22.9 s (the DDS lease). Now the
+    policy node's status heartbeat stops, and the client gives up after HEARTBEAT_LOST_S; while
+    the node lives, a goal longer than that keeps running."""
+    policy = subprocess.Popen(
+        [sys.executable, "-m", "wallwm_ros.policy_node", "--ros-args", "-r", f"__ns:={namespace}",
+         "-p", "policy_type:=replay", "-p", f"replay_file:={replay_file}"],
+        env=dict(os.environ),  # this process's domain: the client below talks to it
+    )  # fmt: skip
+    client = spinner.add(Node("client", namespace=namespace, context=ros_context))
+    started, outcome = threading.Event(), {}
+
+    def wait_for_goal() -> None:
+        try:
+            outcome["result"] = execute_event(
+                client, "long wipe", server_wait_s=60.0, on_feedback=lambda _: started.set()
+            )
+        except NoServerError as error:
+            outcome["error"] = str(error)
+            outcome["after_kill_s"] = time.monotonic() - killed_at[0]
+
+    killed_at = [0.0]
+    waiter = threading.Thread(target=wait_for_goal, daemon=True)
+    waiter.start()
+    try:
+        assert started.wait(60.0)
+        waiter.join(HEARTBEAT_LOST_S + 1.0)  # the node lives: its goal (30 s) goes on
+        assert waiter.is_alive(), outcome
+        killed_at[0] = time.monotonic()
+        policy.send_signal(signal.SIGKILL)
+        policy.wait(timeout=10)
+        waiter.join(60.0)
+    finally:
+        if policy.poll() is None:
+            policy.kill()
+    assert not waiter.is_alive()
+    # the heartbeat ended the wait, not the DDS lease (about 20 s)
+    assert "policy_status stopped" in outcome.get("error", ""), outcome
+    print(f"send_goal gave up {outcome['after_kill_s']:.1f} s after kill -9")
+
+
+# ------------------------------------------------------------------------------ item 8
+
+
+def test_lockstep_simulation_waits_for_a_slow_controller_and_faults_when_it_stops(
+    ros_context, spinner, namespace
+):
+    """On a busy machine the simulation ran ahead of the controller (the expert scored 20, not
+    100). In lockstep it advances one control period per controller answer, however slow."""
+    overrides = [Parameter("control_rate_hz", value=100.0), Parameter("real_time", value=False)]
+    overrides += [Parameter("lockstep", value=True), Parameter("lockstep_timeout", value=2.0)]
+    sim = spinner.add(
+        SimNode(
+            namespace=namespace,
+            context=ros_context,
+            parameter_overrides=overrides,
+            cli_args=["--ros-args", "-p", "cameras:=[]"],
+        )
+    )
+    node = spinner.add(Node("slow_controller", namespace=namespace, context=ros_context))
+    latest_clock = [0]
+    node.create_subscription(
+        Clock, "/clock", lambda m: latest_clock.__setitem__(0, time_to_ns(m.clock)), CLOCK_QOS
+    )
+    commands = node.create_publisher(
+        Float64MultiArray, "forward_position_controller/commands", qos.COMMANDS
+    )
+    assert wait_for(lambda: commands.get_subscription_count() > 0 and latest_clock[0] > 0)
+    answered: list[int] = []
+    stop = threading.Event()
+
+    def slow_controller() -> None:
+        """Answers each new simulation time 20 ms of wall time late (a loaded controller)."""
+        last = -1
+        while not stop.is_set():
+            now = latest_clock[0]
+            if now == last:
+                time.sleep(0.001)
+                continue
+            time.sleep(0.02)
+            commands.publish(Float64MultiArray(data=HOME.tolist()))
+            answered.append(now)
+            last = now
+
+    thread = threading.Thread(target=slow_controller, daemon=True)
+    thread.start()
+    try:
+        assert wait_for(lambda: len(answered) >= 5, timeout_s=30.0)
+        steps_before, answers_before = sim.loop.counters().control_steps, len(answered)
+        assert wait_for(lambda: len(answered) >= answers_before + 40, timeout_s=60.0)
+        steps_after, answers_after = sim.loop.counters().control_steps, len(answered)
+    finally:
+        stop.set()
+        thread.join(5.0)
+    # one period per answer (the answer to the previous period may count for the next: +2)
+    assert steps_after - steps_before <= answers_after - answers_before + 2, (
+        steps_after - steps_before,
+        answers_after - answers_before,
+    )
+    # the controller went silent: the simulation stops with a clear fault, it does not run on
+    assert wait_for(lambda: not sim.loop.running, timeout_s=30.0)
+    fault = sim.loop.counters().fault
+    assert "lockstep: no arm command from the controller" in fault, fault
+    assert sim.loop.counters().control_steps <= steps_after + 3
+
+
+# ------------------------------------------------------------------------------ item 9
+
+
+def test_two_harness_runs_at_once_keep_apart(tmp_path):
+    """Two main jobs started a second apart shared DDS traffic (clock jumps, chunks from the
+    future), both printed SUCCEEDED with Task Progress 0/100 and wrote to the same folder."""
+    env = {**child_env(), "WALLWM_LOCK_DIR": str(tmp_path / "locks")}
+    command = [sys.executable, "-m", "wallwm_ros.closed_loop.run_sim", "--policy", "expert",
+               "--fast", "--task", "pick_place"]  # fmt: skip
+    runs = []
+    for _ in range(2):
+        run = subprocess.Popen(
+            command,
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        runs.append(run)
+        time.sleep(1.0)  # as in the report: the second starts a second later
+    outputs = []
+    try:
+        for run in runs:
+            outputs.append(run.communicate(timeout=400)[0])
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+    domain = str(child_domain_id())
+    for run, output in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, output[-3000:]
+        assert "Task Progress (rubric): 100/100" in output, output[-3000:]
+        assert "disagree" not in output and "clock jumped" not in output, output[-3000:]
+    folders = [re.search(r"^output: (\S+);", output, re.M)[1] for output in outputs]
+    assert folders[0] != folders[1] and all((tmp_path / f).is_dir() for f in folders)
+    assert f"; ROS domain {domain}\n" in outputs[0]
+    assert f"domain {domain} is in use by another wallwm run" in outputs[1], outputs[1][:500]
+
+
+def test_a_second_run_into_the_same_output_folder_is_refused(tmp_path):
+    first = claim_output(tmp_path / "out")
+    try:
+        with pytest.raises(ConfigError, match=r"another run .* is writing to"):
+            claim_output(tmp_path / "out")
+    finally:
+        first.release()
+    claim_output(tmp_path / "out").release()  # free again once the first run ended

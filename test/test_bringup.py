@@ -7,12 +7,14 @@ that record what they are asked to start; on a ROS install they run under ``ros2
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 import types
 from pathlib import Path
 
 import pytest
 
+from wallwm_core.config_loading import ConfigError
 from wallwm_ros.bringup import (
     PolicyChoice,
     read_params_file,
@@ -30,6 +32,15 @@ class _Recorder:
         self.args, self.kwargs = args, kwargs
 
 
+class _Node(_Recorder):
+    pass
+
+
+class _Shutdown:
+    def __init__(self, *, reason="reason not given"):
+        self.reason = reason
+
+
 class _LaunchConfiguration:
     def __init__(self, name):
         self.name = name
@@ -45,14 +56,18 @@ def fake_launch(monkeypatch):
         "launch": types.ModuleType("launch"),
         "launch.actions": types.ModuleType("launch.actions"),
         "launch.substitutions": types.ModuleType("launch.substitutions"),
+        "launch.event_handlers": types.ModuleType("launch.event_handlers"),
         "launch_ros": types.ModuleType("launch_ros"),
         "launch_ros.actions": types.ModuleType("launch_ros.actions"),
     }
     modules["launch"].LaunchDescription = lambda entities: list(entities)
     modules["launch.actions"].DeclareLaunchArgument = _Recorder
     modules["launch.actions"].OpaqueFunction = _Recorder
+    modules["launch.actions"].RegisterEventHandler = _Recorder
+    modules["launch.actions"].Shutdown = _Shutdown
+    modules["launch.event_handlers"].OnProcessExit = _Recorder
     modules["launch.substitutions"].LaunchConfiguration = _LaunchConfiguration
-    modules["launch_ros.actions"].Node = _Recorder
+    modules["launch_ros.actions"].Node = _Node
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
     monkeypatch.setattr(
@@ -60,7 +75,8 @@ def fake_launch(monkeypatch):
     )
 
 
-def _run_launch_file(name: str, overrides: dict[str, str]) -> list[dict]:
+def _launch_entities(name: str, overrides: dict[str, str]) -> list:
+    """What the launch file's OpaqueFunction returns for these launch arguments."""
     spec = importlib.util.spec_from_file_location(name, BRINGUP / "launch" / name)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -69,7 +85,11 @@ def _run_launch_file(name: str, overrides: dict[str, str]) -> list[dict]:
     opaque = [e for e in entities if "function" in e.kwargs]
     assert len(opaque) == 1
     context = {**arguments, **overrides}
-    return [node.kwargs for node in opaque[0].kwargs["function"](context)]
+    return list(opaque[0].kwargs["function"](context))
+
+
+def _run_launch_file(name: str, overrides: dict[str, str]) -> list[dict]:
+    return [e.kwargs for e in _launch_entities(name, overrides) if isinstance(e, _Node)]
 
 
 def _as_launched(node_kwargs: dict) -> dict:
@@ -137,5 +157,55 @@ def test_robot_launch_uses_the_robot_file(fake_launch, tmp_path):
 
 
 def test_robot_launch_without_a_robot_file_says_so(fake_launch):
-    with pytest.raises(RuntimeError, match="robot_config"):
+    with pytest.raises(ConfigError, match="robot_config"):
         _run_launch_file("robot.launch.py", {})
+
+
+@pytest.mark.parametrize("launch_file", ["sim.launch.py", "robot.launch.py"])
+def test_a_node_that_exits_stops_the_launch(fake_launch, tmp_path, launch_file):
+    """With task:=no_such_task the sim node exited and the other nodes kept running."""
+    replay = tmp_path / "events.yaml"
+    replay.write_text("{}")
+    overrides = {"policy": "replay", "replay_file": str(replay)}
+    if launch_file == "robot.launch.py":
+        overrides["robot_config"] = str(CONFIG / "robots" / "sim_arm.yaml")
+    entities = _launch_entities(launch_file, overrides)
+    nodes = [e for e in entities if isinstance(e, _Node)]
+    handlers = [e.args[0] for e in entities if not isinstance(e, _Node)]
+    assert len(nodes) >= 2 and len(handlers) == len(nodes)
+    for node, handler in zip(nodes, handlers, strict=True):
+        assert handler.kwargs["target_action"] is node  # an OnProcessExit per node
+        exited = types.SimpleNamespace(process_name=f"{node.kwargs['name']}-1", returncode=2)
+        (action,) = handler.kwargs["on_exit"](exited, None)
+        assert isinstance(action, _Shutdown)
+        assert action.reason == f"{node.kwargs['name']}-1 exited with code 2"
+
+
+@pytest.mark.parametrize(
+    ("launch_file", "overrides", "message"),
+    [
+        ("sim.launch.py", {"real_time": "ture"}, "'real_time' must be true or false, got 'ture'"),
+        ("sim.launch.py", {"lockstep": "yes"}, "'lockstep' must be true or false"),
+        ("sim.launch.py", {"seed": "abc"}, "'seed' must be an integer, got 'abc'"),
+        ("sim.launch.py", {"task": "pick_plce"}, "did you mean 'pick_place'"),
+        ("sim.launch.py", {"robot_config": "/no/such/robot.yaml"}, "'robot_config': no robot"),
+        (
+            "robot.launch.py",
+            {"use_sim_time": "ture", "robot_config": str(CONFIG / "robots" / "sim_arm.yaml")},
+            "'use_sim_time' must be true or false",
+        ),
+        ("robot.launch.py", {"robot_config": "/no/such/robot.yaml"}, "'robot_config': no robot"),
+    ],
+)
+def test_launch_arguments_are_checked_with_clear_errors(
+    fake_launch, monkeypatch, launch_file, overrides, message
+):
+    """``ture`` read as false, ``seed:=abc`` said only "invalid literal for int()", and a
+    missing robot file was hidden by the default policy's "no checkpoint is shipped" error."""
+
+    def no_checkpoint() -> str:
+        raise ConfigError("no WALL-WM checkpoint is shipped")
+
+    monkeypatch.setattr("wallwm_ros.bringup.default_checkpoint", no_checkpoint)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        _run_launch_file(launch_file, {**overrides, "policy": "wallwm", "checkpoint": ""})

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 import rclpy
@@ -16,6 +17,7 @@ from conftest import child_env
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
+from wallwm_core.replay_policy import ReplayPolicy
 from wallwm_ros.background_spinner import BackgroundSpinner
 from wallwm_ros.bringup_paths import bringup_config
 from wallwm_ros.policy_node import PolicyNode
@@ -163,3 +165,81 @@ def test_waiting_client_whose_node_is_destroyed_gets_a_clear_error(
     waiter.join(10.0)
     assert not waiter.is_alive()
     assert outcome == {"error": "the client node was destroyed before the result"}
+
+
+NODE_COMMANDS = {
+    "policy_node": ["-p", "policy_type:=replay", "-p", "replay_file:={replay_file}"],
+    "controller_node": ["-p", "urdf_file:=python://wallwm_sim/description/wallwm_arm.urdf"],
+    "sim_node": ["-p", "cameras:=[]", "-p", "real_time:=true"],
+}
+
+
+@pytest.mark.parametrize("node_name", sorted(NODE_COMMANDS))
+def test_repeated_signals_stop_a_node_cleanly(namespace, replay_file, node_name):
+    """ros2 launch re-sends SIGINT, then SIGTERM, to a stopping node. spin_node restored the old
+    handlers before the teardown, so the repeated signal raised KeyboardInterrupt tracebacks
+    (4 of 5 runs). Here the signals keep coming, SIGINT and SIGTERM alternating, every 20 ms
+    until the node has exited."""
+    params = [arg.format(replay_file=replay_file) for arg in NODE_COMMANDS[node_name]]
+    process = subprocess.Popen(
+        [sys.executable, "-m", f"wallwm_ros.{node_name}", "--ros-args",
+         "-r", f"__ns:={namespace}", *params],
+        env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    lines = []
+    try:
+        for line in process.stdout:  # rclpy logs "ready: ..." once the node runs
+            lines.append(line)
+            if "ready:" in line:
+                break
+        assert lines and "ready:" in lines[-1], "".join(lines)
+        started = time.monotonic()
+        count = 0
+        while process.poll() is None and count < 500:
+            process.send_signal(signal.SIGINT if count % 2 == 0 else signal.SIGTERM)
+            count += 1
+            time.sleep(0.02)
+        stopped_s = time.monotonic() - started
+        output = "".join(lines) + process.stdout.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+    print(f"{node_name} stopped {stopped_s:.2f} s after the first of {count} signals")
+
+
+def test_send_goal_prints_why_a_goal_was_rejected(ros_context, spinner, namespace, replay_file):
+    """send_goal printed only "goal rejected"; the reason was in the node's log."""
+    spinner.add(_replay_policy_node(ros_context, namespace, replay_file))
+    empty = _send_goal_cli(namespace, "   ")
+    assert empty.returncode == 1, empty.stdout + empty.stderr
+    assert "goal rejected: " in empty.stdout and "empty instruction" in empty.stdout, empty.stdout
+
+
+def test_expert_replay_command_writes_a_replay_file_for_policy_replay(tmp_path):
+    """No documented way existed to write an expert replay file for ``policy:=replay``."""
+    run = subprocess.run(
+        [sys.executable, "-m", "wallwm_ros.closed_loop.expert_replay", "--task", "press_buttons",
+         "--seed", "1", "--out", str(tmp_path)],
+        env=child_env(), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    path = tmp_path / "expert_replay.yaml"
+    policy = ReplayPolicy.from_yaml(path)  # what the policy node loads for policy_type replay
+    assert f"replay_file:={path.resolve()}" in run.stdout
+    for instruction in policy.instructions:
+        assert f"--event '{instruction}'" in run.stdout
+    assert len(policy.instructions) == 3
+
+
+def test_policy_node_without_a_checkpoint_says_how_to_serve_a_replay_file(namespace):
+    """The README's hand-run policy_node failed without -p policy_type:=replay, and the message
+    did not say so."""
+    run = subprocess.run(
+        [sys.executable, "-m", "wallwm_ros.policy_node", "--ros-args", "-r", f"__ns:={namespace}"],
+        env=child_env(), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "parameter 'checkpoint'" in run.stderr
+    assert "-p policy_type:=replay -p replay_file:=FILE" in run.stderr

@@ -6,6 +6,8 @@ policy is the scripted expert's replay (the reference policy) for pick_place see
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import threading
 import time
 import uuid
@@ -14,12 +16,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rclpy
+import transforms3d
 from conftest import wait_for
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
+from wallwm_core.action_chunk import ActionChunk
+from wallwm_core.control import ArmKinematics
 from wallwm_core.outcome import Outcome
 from wallwm_msgs.msg import ActionChunk as ActionChunkMsg
 from wallwm_msgs.srv import GetTaskProgress, ResetSimulation
@@ -28,7 +34,9 @@ from wallwm_ros.background_spinner import BackgroundSpinner
 from wallwm_ros.bringup import PolicyChoice, sim_bringup
 from wallwm_ros.closed_loop.expert_replay import write_expert_replay
 from wallwm_ros.closed_loop.inprocess_bringup import InProcessBringup
+from wallwm_ros.conversions import chunk_to_msg
 from wallwm_ros.send_goal import execute_task
+from wallwm_sim.description import urdf_string
 
 CONFIG = Path(__file__).resolve().parents[1] / "wallwm_bringup" / "config"
 TASK, SEED = "pick_place", 0
@@ -98,7 +106,11 @@ def loop(expert_replay):
     rclpy.init(context=context)
     namespace = f"/loop{uuid.uuid4().hex[:8]}"
     specs = sim_bringup(
-        CONFIG, PolicyChoice("replay", replay_file=str(replay_file)), task=TASK, seed=SEED
+        CONFIG,
+        PolicyChoice("replay", replay_file=str(replay_file)),
+        task=TASK,
+        seed=SEED,
+        lockstep=True,
     )
     bringup = InProcessBringup(specs, namespace=namespace, context=context)
     spinner = BackgroundSpinner(SingleThreadedExecutor(context=context))
@@ -155,7 +167,7 @@ def test_reset_after_motion_leaves_the_arm_at_the_reset_pose(loop, expert_replay
     assert loop.motion_between(reset_ns + 1_000_000_000, reset_ns + 2_000_000_000) < 2e-3
 
 
-def test_estop_holds_until_reset_and_nan_chunks_are_rejected(loop, expert_replay):
+def test_estop_holds_until_reset_and_a_nan_chunk_after_it_is_rejected(loop, expert_replay):
     _, events = expert_replay
     reset = loop.reset()
     estop = loop.node.create_publisher(Bool, "estop", qos.ESTOP)
@@ -171,16 +183,6 @@ def test_estop_holds_until_reset_and_nan_chunks_are_rejected(loop, expert_replay
     assert loop.motion_between(start_ns, loop.latest_stamp_ns()) < 5e-3  # servo settling only
     assert loop.progress() == 0.0
 
-    # a NaN chunk is rejected before the controller: the arm stays where it is
-    chunks = loop.node.create_publisher(ActionChunkMsg, "action_chunk", qos.COMMANDS)
-    assert wait_for(lambda: chunks.get_subscription_count() > 0)
-    bad = ActionChunkMsg(num_steps=1)
-    bad.header.stamp = loop.node.get_clock().now().to_msg()
-    chunks.publish(bad)
-    start_ns = loop.latest_stamp_ns()
-    loop.wait_sim_time(start_ns + 500_000_000)
-    assert loop.motion_between(start_ns, start_ns + 500_000_000) < 1e-3
-
     replies = []
 
     def try_reset() -> bool:
@@ -189,6 +191,51 @@ def test_estop_holds_until_reset_and_nan_chunks_are_rejected(loop, expert_replay
         return response.success
 
     assert wait_for(try_reset, timeout_s=10.0, poll_s=0.2), replies
+
+    # After the reset (the controller executes chunks again) a chunk with a NaN target is
+    # rejected as a whole, before any of it moves the arm, and the rejection is reported.
+    diagnostics: list[dict[str, str]] = []
+    loop.node.create_subscription(
+        DiagnosticArray,
+        "/diagnostics",
+        lambda m: diagnostics.extend(
+            {kv.key: kv.value for kv in s.values} for s in m.status if "controller_node" in s.name
+        ),
+        50,
+    )
+    chunks = loop.node.create_publisher(ActionChunkMsg, "action_chunk", qos.COMMANDS)
+    assert wait_for(lambda: chunks.get_subscription_count() > 0)
+    kinematics = ArmKinematics(urdf_string(), [f"joint{i}" for i in range(1, 7)], "tool0")
+    start = kinematics.forward(loop.joints[-1][1])
+    steps = 20
+    positions = start.position + np.linspace(0.0, 1.0, steps)[:, None] * np.array([0.0, 0.15, 0.0])
+    chunk = ActionChunk(
+        stamp_ns=loop.latest_stamp_ns(),  # simulation time (the client node runs on wall time)
+        step_period_ns=50_000_000,
+        frame_id="base_link",
+        arm_names=("arm",),
+        ee_frames=("tool0",),
+        positions=positions[:, None, :],
+        quaternions=np.tile(transforms3d.quaternions.mat2quat(start.rotation), (steps, 1, 1)),
+        gripper=np.zeros((steps, 1)),
+        event_id=999,
+    )
+    bad = chunk_to_msg(chunk)
+    bad.arms[0].poses[steps // 2].position.y = math.nan  # a real NaN, in the middle
+    assert math.isnan(bad.arms[0].poses[steps // 2].position.y)
+    start_ns = loop.latest_stamp_ns()
+    chunks.publish(bad)
+    assert wait_for(
+        lambda: any("NaN" in d.get("last_rejection", "") for d in diagnostics), timeout_s=20.0
+    ), diagnostics[-1:]
+    loop.wait_sim_time(start_ns + 1_000_000_000)  # the chunk would have moved the arm by now
+    assert loop.motion_between(start_ns, start_ns + 1_000_000_000) < 1e-3
+    # the same chunk without the NaN moves it: the NaN was the reason
+    now_ns = loop.latest_stamp_ns()
+    chunks.publish(chunk_to_msg(dataclasses.replace(chunk, stamp_ns=now_ns, event_id=1000)))
+    start_ns = loop.latest_stamp_ns()
+    loop.wait_sim_time(start_ns + 1_500_000_000)
+    assert loop.motion_between(start_ns, start_ns + 1_500_000_000) > 0.02
     # after the reset the same task's chunks move the arm again
     start_ns = loop.latest_stamp_ns()
     execute_task(loop.node, reset.task_description, events, timeout_s=3.0)

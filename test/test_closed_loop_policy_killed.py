@@ -34,7 +34,11 @@ def test_policy_node_killed_mid_event_controller_holds(tmp_path):
     rclpy.init(context=context)
     namespace = f"/kill{uuid.uuid4().hex[:8]}"
     sim_spec, policy_spec, controller_spec = sim_bringup(
-        CONFIG, PolicyChoice("replay", replay_file=str(replay_file)), task=TASK, seed=SEED
+        CONFIG,
+        PolicyChoice("replay", replay_file=str(replay_file)),
+        task=TASK,
+        seed=SEED,
+        lockstep=True,
     )
     params_file = tmp_path / "policy.yaml"
     params_file.write_text(

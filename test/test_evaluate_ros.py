@@ -10,12 +10,15 @@ import json
 import subprocess
 import sys
 
+import pytest
 import yaml
 from conftest import REPO_ROOT, child_env
 
 from wallwm_core.replay_policy import ReplayPolicy
 from wallwm_sim.closed_loop_policy import ClosedLoopPolicy
 from wallwm_sim.sim import TabletopSim
+from wallwm_sim.tasks import get_task
+from wallwm_sim.tasks.base import TOTAL_POINTS
 
 
 def _evaluate(*args: str, timeout_s: float = 400.0) -> subprocess.CompletedProcess:
@@ -91,9 +94,16 @@ def test_wallwm_checkpoint_through_the_ros_nodes_over_two_seeds(tmp_path):
     assert log.count("ready: policy=wallwm") == 1  # one policy node serves every episode
     report = json.loads((out / "report.json").read_text())
     assert [e["seed"] for e in report["episodes"]] == [0, 1]
+    task = get_task("push_to_target")
     for episode in report["episodes"]:
         assert episode["outcome"] == "TIMED_OUT"
-        assert 0.0 <= episode["score"] <= 100.0
+        # the score is the sim node's Task Progress: the points of the milestones it reports
+        # (the check was 0 <= score <= 100, which any number passes)
+        milestones = task.rubric(task.sample(episode["seed"], "train")).milestones
+        assert sorted(episode["milestones"]) == sorted(m.name for m in milestones)
+        points = sum(m.points for m in milestones if episode["milestones"][m.name])
+        assert episode["score"] == pytest.approx(100.0 * points / TOTAL_POINTS)
+        assert episode["events"][0]["planner_outcome"] == "TIMED_OUT"
         assert 1.9 <= episode["duration_s"] <= 6.0  # 2 s goal limit, on simulation time
         assert episode["event_outcomes"][0][1] == "TIMED_OUT"
 

@@ -125,7 +125,8 @@ def test_event_timeout_replans() -> None:
     assert planner.tick(20 * S) is PlannerDecision.CONTINUE  # the limit itself is allowed
     assert planner.on_chunk(20 * S + 1, 0.9, S) is PlannerDecision.REPLAN
     assert planner.records[-1].outcome is Outcome.TIMED_OUT
-    assert "event timed out" in planner.records[-1].message
+    # seconds, not raw nanoseconds (issue 14, item 12)
+    assert "event timed out after 20.00 s (limit 20.00 s)" in planner.records[-1].message
     assert planner.event_budget_ns(20 * S + 1) == 20 * S  # a fresh attempt gets the full budget
 
 
@@ -138,7 +139,8 @@ def test_task_timeout_aborts() -> None:
     assert planner.tick(10 * S) is PlannerDecision.CONTINUE
     assert planner.on_chunk(10 * S + 1, 0.5, S) is PlannerDecision.ABORT
     assert planner.task_outcome is Outcome.TIMED_OUT
-    assert "task timed out" in planner.abort_reason and "'pick the cup'" in planner.abort_reason
+    assert "task timed out after 10.00 s (limit 10.00 s)" in planner.abort_reason
+    assert "during event 2 'pick the cup'" in planner.abort_reason  # events count from 1
     assert planner.records[-1].outcome is Outcome.TIMED_OUT
     assert planner.task_time_left_ns(10 * S + 1) == 0
 

@@ -207,3 +207,35 @@ def test_command_line_tools(tmp_path, capsys) -> None:
         with pytest.raises(SystemExit):
             tool.main(["--output", str(tmp_path), "--seeds", "4-2"])
         assert "seeds must look like" in capsys.readouterr().err
+
+
+def test_generating_the_same_seed_again_does_not_duplicate_it(tmp_path, caplog) -> None:
+    """Re-running generate_demos with the same seed silently appended the same episode again."""
+    generate = generate_demos.generate
+    options = {"cameras": (), "min_score": 0.0, "show_progress": False}
+    assert generate(tmp_path, ["push_to_target"], [0], **options) == (1, 0)
+    with caplog.at_level("WARNING", logger="wallwm_sim.generate_demos"):
+        assert generate(tmp_path, ["push_to_target"], [0, 1], **options) == (1, 0)
+    assert "1 of 2 episodes are already in" in caplog.text
+    assert [(e["task"], e["seed"]) for e in list_episodes(tmp_path)] == [
+        ("push_to_target", 0),
+        ("push_to_target", 1),
+    ]
+
+
+def test_the_table_says_when_a_task_outcome_and_the_rubric_disagree() -> None:
+    """evaluate_ros reported an event SUCCEEDED at Task Progress 30 without saying so."""
+    from wallwm_sim.rollout import EpisodeResult
+
+    def episode(seed: int, score: float) -> EpisodeResult:
+        return EpisodeResult(
+            "pick_place", seed, "train", "put it there", score, {}, 10, 1.0, True, 0,
+            outcome="SUCCEEDED",
+        )  # fmt: skip
+
+    agreeing = evaluate.EvalReport("p", ("pick_place",), ("train",), (0,), (episode(0, 100.0),))
+    assert "DISAGREE" not in evaluate.format_table(agreeing)
+    report = evaluate.EvalReport("p", ("pick_place",), ("train",), (0, 1), (episode(0, 100.0), episode(1, 30.0)))  # fmt: skip
+    table = evaluate.format_table(report)
+    assert "1 episode(s) where the task outcome and the rubric DISAGREE" in table
+    assert "pick_place train seed 1: SUCCEEDED at 30" in table

@@ -213,8 +213,8 @@ def run_event(
         if chunk.stamp_ns != observed.stamp_ns:
             return finish(
                 Outcome.FAULT,
-                f"policy stamped its chunk {chunk.stamp_ns} instead of the observation time "
-                f"{observed.stamp_ns}",
+                f"policy stamped its chunk {chunk.stamp_ns / NS_PER_S:.6f} s instead of the "
+                f"observation time {observed.stamp_ns / NS_PER_S:.6f} s",
             )
         # Cancel or preemption during inference: the chunk is dropped, not published.
         if (reason := interruption()) is not None:

@@ -10,9 +10,14 @@ import enum
 
 
 class Outcome(enum.IntEnum):
-    """How an event (or a task) ended."""
+    """How an event (or a task) ended.
 
-    SUCCEEDED = 0
+    0 is UNKNOWN, never SUCCEEDED: a result nobody filled in (an empty message, rclpy's
+    empty result after its result time-out) must read as a failure.
+    """
+
+    UNKNOWN = 0
+    SUCCEEDED = 6
     TIMED_OUT = 1
     CANCELED = 2
     ABORTED = 3

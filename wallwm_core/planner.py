@@ -32,6 +32,7 @@ import math
 from collections.abc import Sequence
 from typing import Protocol
 
+from wallwm_core.action_chunk import NS_PER_S
 from wallwm_core.outcome import Outcome
 
 
@@ -285,7 +286,7 @@ class EventPlanner:
         self._end_attempt(now_ns, outcome, message or f"the event ended {outcome.name}")
         return self._abort(
             outcome,
-            f"event {self._index} {self._last_instruction!r} was {outcome.name.lower()}"
+            f"event {self._index + 1} {self._last_instruction!r} was {outcome.name.lower()}"
             + (f": {message}" if message else ""),
         )
 
@@ -321,8 +322,9 @@ class EventPlanner:
         self._end_attempt(now_ns, Outcome.TIMED_OUT, "the task timed out")
         return self._abort(
             Outcome.TIMED_OUT,
-            f"task timed out after {elapsed} ns (limit {self.config.task_timeout_ns} ns) "
-            f"during event {self._index} {self._last_instruction!r}",
+            f"task timed out after {elapsed / NS_PER_S:.2f} s (limit "
+            f"{self.config.task_timeout_ns / NS_PER_S:.2f} s) "
+            f"during event {self._index + 1} {self._last_instruction!r}",
         )
 
     def _check_event_time(self, now_ns: int) -> PlannerDecision:
@@ -331,7 +333,8 @@ class EventPlanner:
             return self._fail(
                 now_ns,
                 Outcome.TIMED_OUT,
-                f"event timed out after {elapsed} ns (limit {self.config.event_timeout_ns} ns)",
+                f"event timed out after {elapsed / NS_PER_S:.2f} s (limit "
+                f"{self.config.event_timeout_ns / NS_PER_S:.2f} s)",
             )
         stalled_for = now_ns - self._stall_ref_ns
         if self.config.stall_timeout_ns and stalled_for > self.config.stall_timeout_ns:
@@ -339,7 +342,7 @@ class EventPlanner:
                 now_ns,
                 Outcome.TIMED_OUT,
                 f"stalled: progress stayed below {self._stall_ref_progress:.3f} + "
-                f"{self.config.min_progress_delta} for {stalled_for} ns",
+                f"{self.config.min_progress_delta} for {stalled_for / NS_PER_S:.2f} s",
             )
         return PlannerDecision.CONTINUE
 
@@ -374,7 +377,7 @@ class EventPlanner:
             scope = "this event" if self._events is not None else "consecutive"
             return self._abort(
                 Outcome.ABORTED,
-                f"event {self._index} {instruction!r} failed {self._failures} times "
+                f"event {self._index + 1} {instruction!r} failed {self._failures} times "
                 f"({scope}; max_retries_per_event={self.config.max_retries_per_event}); "
                 f"last: {outcome.name}: {message}",
             )

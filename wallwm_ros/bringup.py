@@ -107,7 +107,13 @@ def controller_node_spec(robot: RobotConfig, config_dir: Path, use_sim_time: boo
 
 
 def sim_node_spec(
-    robot: RobotConfig, config_dir: Path, task: str, seed: int, variant: str, real_time: bool
+    robot: RobotConfig,
+    config_dir: Path,
+    task: str,
+    seed: int,
+    variant: str,
+    real_time: bool,
+    lockstep: bool = False,
 ) -> NodeSpec:
     return NodeSpec(
         package="wallwm",
@@ -120,6 +126,7 @@ def sim_node_spec(
             "seed": seed,
             "variant": variant,
             "real_time": real_time,
+            "lockstep": lockstep,
             "cameras": [c.name for c in robot.cameras],
             "joint_states_topic": robot.joint_state_topic,
             "position_command_topic": robot.controller.position_command_topic,
@@ -137,11 +144,21 @@ def sim_bringup(
     seed: int = 0,
     variant: str = "train",
     real_time: bool = True,
+    lockstep: bool = False,
 ) -> list[NodeSpec]:
-    """Simulation + policy + controller, all on simulation time (sim.launch.py)."""
+    """Simulation + policy + controller, all on simulation time (sim.launch.py).
+
+    ``lockstep``: the simulation waits for the controller every control period (tests and
+    evaluation); ``real_time`` paces it to the wall clock (demos; both may be on).
+    """
     robot = load_robot_config(robot_config or config_dir / "robots" / "sim_arm.yaml")
+    if lockstep and robot.controller.output != "forward_position":
+        raise ConfigError(
+            "lockstep needs the controller's forward_position output (a command every control "
+            f"period); the robot file gives {robot.controller.output!r}"
+        )
     return [
-        sim_node_spec(robot, config_dir, task, seed, variant, real_time),
+        sim_node_spec(robot, config_dir, task, seed, variant, real_time, lockstep),
         policy_node_spec(robot, choice, config_dir, use_sim_time=True),
         controller_node_spec(robot, config_dir, use_sim_time=True),
     ]
@@ -199,3 +216,89 @@ def default_checkpoint() -> str:
             f"{DEFAULT_CHECKPOINT}); pass checkpoint:=DIR, e.g. one written by "
             "`python -m wallwm_core.checkpoint init --config tiny --out DIR` (untrained)"
         ) from error
+
+
+# --- launch arguments: parsed and checked here, so launch files stay thin and the errors clear ---
+
+LAUNCH_BOOLEANS = ("true", "false")
+
+
+def launch_bool(name: str, text: str) -> bool:
+    """A launch argument that must be ``true`` or ``false`` (``ture`` is an error, not false)."""
+    value = text.strip().lower()
+    if value not in LAUNCH_BOOLEANS:
+        raise ConfigError(f"launch argument '{name}' must be true or false, got {text!r}")
+    return value == "true"
+
+
+def launch_int(name: str, text: str, minimum: int = 0) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ConfigError(f"launch argument '{name}' must be an integer, got {text!r}") from None
+    if value < minimum:
+        raise ConfigError(f"launch argument '{name}' must be >= {minimum}, got {value}")
+    return value
+
+
+def _robot_file(config_dir: Path, robot_config: str) -> Path:
+    """The robot file, checked before anything else (a checkpoint error would hide it)."""
+    path = Path(robot_config) if robot_config else config_dir / "robots" / "sim_arm.yaml"
+    if not path.is_file():
+        raise ConfigError(f"launch argument 'robot_config': no robot file at {path}")
+    load_robot_config(path)  # its own errors (URDF, controller config) come first too
+    return path
+
+
+def _launch_policy(args: Mapping[str, str]) -> PolicyChoice:
+    policy = args["policy"]
+    if policy not in POLICIES:
+        raise ConfigError(f"launch argument 'policy' must be one of {POLICIES}, got {policy!r}")
+    checkpoint = args["checkpoint"]
+    if policy == "wallwm" and not checkpoint:
+        checkpoint = default_checkpoint()
+    if policy == "replay" and not args["replay_file"]:
+        raise ConfigError(
+            "policy:=replay needs replay_file:=/path/events.yaml (see docs/ros.md, "
+            "'Replay files'; python -m wallwm_ros.closed_loop.expert_replay writes one)"
+        )
+    return PolicyChoice(policy, checkpoint, args["replay_file"])
+
+
+def sim_launch_specs(config_dir: Path, args: Mapping[str, str]) -> list[NodeSpec]:
+    """sim.launch.py's nodes from its (string) launch arguments, checked in the order a user
+    needs: the robot file, the episode (task, variant, seed), the flags, then the policy."""
+    from wallwm_sim.tasks import get_task
+
+    robot_file = _robot_file(config_dir, args["robot_config"])
+    try:
+        task = get_task(args["task"])
+    except ValueError as error:
+        raise ConfigError(f"launch argument 'task': {error}") from None
+    if args["variant"] not in task.variants:
+        raise ConfigError(
+            f"launch argument 'variant': task {args['task']!r} has {list(task.variants)}, "
+            f"not {args['variant']!r}"
+        )
+    seed = launch_int("seed", args["seed"])
+    real_time = launch_bool("real_time", args["real_time"])
+    lockstep = launch_bool("lockstep", args.get("lockstep", "false"))
+    return sim_bringup(
+        config_dir,
+        _launch_policy(args),
+        robot_config=robot_file,
+        task=args["task"],
+        seed=seed,
+        variant=args["variant"],
+        real_time=real_time,
+        lockstep=lockstep,
+    )
+
+
+def robot_launch_specs(config_dir: Path, args: Mapping[str, str]) -> list[NodeSpec]:
+    """robot.launch.py's nodes from its launch arguments (robot file first, then flags, policy)."""
+    if not args["robot_config"]:
+        raise ConfigError("robot.launch.py needs robot_config:=/path/to/robot.yaml")
+    robot_file = _robot_file(config_dir, args["robot_config"])
+    use_sim_time = launch_bool("use_sim_time", args["use_sim_time"])
+    return robot_bringup(config_dir, _launch_policy(args), robot_file, use_sim_time=use_sim_time)

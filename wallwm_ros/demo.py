@@ -56,7 +56,9 @@ class ChunkMonitor:
         )
 
     def _on_status(self, msg: PolicyStatus) -> None:
-        self.states.append(PolicyState(msg.state).name)
+        state = PolicyState(msg.state).name
+        if not self.states or self.states[-1] != state:  # changes only: the status is re-sent
+            self.states.append(state)
 
 
 def start_policy_node(extra_ros_args: list[str]) -> subprocess.Popen:

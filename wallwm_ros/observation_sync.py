@@ -169,10 +169,10 @@ class _Stream:
         index = bisect.bisect_left(self.stamps, stamp_ns)
         if index < len(self.stamps) and self.stamps[index] == stamp_ns:
             self.dropped["duplicate"] += 1  # not a fault: last_rejection is left alone
-            return f"duplicate stamp {stamp_ns} ns (the first message is kept)"
+            return f"duplicate stamp {_s(stamp_ns)} (the first message is kept)"
         if index == 0 and len(self.stamps) >= self.capacity:
             return self.reject(
-                "too_old", f"stamp {stamp_ns} ns is older than the whole buffer (out of order)"
+                "too_old", f"stamp {_s(stamp_ns)} is older than the whole buffer (out of order)"
             )
         if index < len(self.stamps):
             self.out_of_order += 1
@@ -204,6 +204,7 @@ class _Stream:
 
 
 def _s(ns: int) -> str:
+    """A time or duration in seconds for messages (ns are unreadable)."""
     return f"{ns / 1e9:.3f} s"
 
 
@@ -401,7 +402,7 @@ class ObservationSynchroniser:
         if newer_than_ns is not None and stamp_ns <= newer_than_ns:
             return NotReady(
                 NotReadyCode.NO_NEW_FRAMES,
-                f"no frame set newer than {newer_than_ns} ns yet (latest is {stamp_ns} ns)",
+                f"no frame set newer than {_s(newer_than_ns)} yet (latest is {_s(stamp_ns)})",
             )
         images = {c: self._cameras[c].values[i] for c, i in indices.items()}
         cameras = {c: g for c, g in self._calibration.items() if g is not None}
@@ -478,8 +479,8 @@ class ObservationSynchroniser:
         if index == 0:
             return NotReady(
                 NotReadyCode.BEFORE_JOINT_HISTORY,
-                f"observation at {stamp_ns} ns is before the oldest stored joint state "
-                f"({stamps[0]} ns, {_s(stamps[0] - stamp_ns)} later)",
+                f"observation at {_s(stamp_ns)} is before the oldest stored joint state "
+                f"({_s(stamps[0])}, {_s(stamps[0] - stamp_ns)} later)",
             )
         if index == len(stamps):
             lag = stamp_ns - stamps[-1]

@@ -5,7 +5,8 @@ Interfaces (relative names, so namespaces work):
   (wallwm_msgs/action/ExecuteTask, events from the goal or proposed by the policy's planner);
 - publishes ``action_chunk`` (reliable), ``cancel_chunks`` (the chunks of an event that ended
   early: canceled, preempted, timed out, faulted), ``policy_status`` (transient local: the latest
-  state for late subscribers) and ``/diagnostics``;
+  state for late subscribers; also re-sent every ``STATUS_HEARTBEAT_S`` of wall time, so a client
+  notices within seconds that the node died, see send_goal) and ``/diagnostics``;
 - subscribes to the configured camera and joint-state topics (see observation_inputs) and to
   the controller's ``controller_state``: while the controller is latched (ESTOP) or faulted no
   chunk is published, a running goal ends with the ESTOP or FAULT outcome, and
@@ -33,6 +34,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.node import Node
 from rclpy.task import Future as RosFuture
@@ -68,6 +70,10 @@ from wallwm_ros.observation_inputs import (
 from wallwm_ros.parameters import declare_config
 
 POLICY_TYPES = ("wallwm", "replay")
+# Wall-clock seconds between re-sent policy_status messages: send_goal gives up on a goal when
+# the status stops for wallwm_ros.send_goal.HEARTBEAT_LOST_S (a killed node sends nothing; DDS
+# itself would notice only when its lease runs out, about 20 s).
+STATUS_HEARTBEAT_S = 0.5
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 GOAL_CONFLICT_POLICIES = ("reject", "preempt")
@@ -100,7 +106,10 @@ class PolicyNodeConfig:
         if self.policy_type == "wallwm" and not self.checkpoint:
             raise ConfigError(
                 "parameter 'checkpoint' must name a WALL-WM checkpoint directory when "
-                "policy_type is 'wallwm'"
+                "policy_type is 'wallwm' (the default); or serve scripted events with "
+                "-p policy_type:=replay -p replay_file:=FILE (e.g. wallwm_bringup's "
+                "config/demo_replay.yaml, or one written by "
+                "`python -m wallwm_ros.closed_loop.expert_replay`)"
             )
         if self.device not in DEVICES:
             raise ConfigError(f"parameter 'device' is {self.device!r}; expected one of {DEVICES}")
@@ -294,7 +303,14 @@ class PolicyNode(Node):
         self._diagnostics_timer = self.create_timer(
             self.config.diagnostics_period, self._publish_diagnostics
         )
+        self._last_status: PolicyStatus | None = None
         self._publish_status(PolicyState.IDLE)
+        # Steady time: a paused simulation clock must not look like a dead node.
+        self._heartbeat_timer = self.create_timer(
+            STATUS_HEARTBEAT_S,
+            self._resend_status,
+            clock=Clock(clock_type=ClockType.STEADY_TIME),
+        )
         self._check_policy_matches_sensors()
         self.get_logger().info(
             f"ready: policy={self.config.policy_type} goal_conflict={self.config.goal_conflict}"
@@ -604,6 +620,22 @@ class PolicyNode(Node):
             event_id=event_id,
             last_inference_latency=ns_to_duration(self._counters.last_latency_ns),
             fault=fault,
+        )
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._last_status = msg
+        self._unless_shut_down(lambda: self._status_pub.publish(msg))
+
+    def _resend_status(self) -> None:
+        """The heartbeat: the latest status again (a new message, so the stamp is fresh)."""
+        last = self._last_status
+        if last is None:
+            return
+        msg = PolicyStatus(
+            state=last.state,
+            event_instruction=last.event_instruction,
+            event_id=last.event_id,
+            last_inference_latency=last.last_inference_latency,
+            fault=last.fault,
         )
         msg.header.stamp = self.get_clock().now().to_msg()
         self._unless_shut_down(lambda: self._status_pub.publish(msg))

@@ -4,7 +4,15 @@
     send_goal --task "press the buttons red then blue" [--event "press the red button" ...]
 
 Without ``--event`` a task's events are proposed by the node's planner. Exit status: 0 when the
-event (task) succeeded, 1 for any other outcome, 3 when no server answered.
+event (task) succeeded, 1 for any other outcome (UNKNOWN included: a result with no outcome set),
+3 when no server answered or the server went away.
+
+A server that dies mid-goal (``kill -9``) is noticed within ``HEARTBEAT_LOST_S`` (5) seconds:
+the policy node re-sends its ``policy_status`` every 0.5 s, and a goal whose server's status
+stops for that long ends with :class:`NoServerError` (exit status 3). Without such a status
+topic the client relies on DDS discovery, which notices a killed process only when its lease
+runs out (about 20 s). A rejected goal's reason is read from the server's ``/rosout`` line
+("rejecting ..."; transient local, so it is there when the rejection arrives).
 """
 
 from __future__ import annotations
@@ -17,19 +25,32 @@ import time
 from collections.abc import Callable
 
 import rclpy
+from action_msgs.msg import GoalStatus
+from rcl_interfaces.msg import Log
 from rclpy.action import ActionClient
 from rclpy.exceptions import InvalidHandle
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.utilities import remove_ros_args
 
 from wallwm_core.action_chunk import NS_PER_S
 from wallwm_core.outcome import Outcome
 from wallwm_msgs.action import ExecuteEvent, ExecuteTask
+from wallwm_msgs.msg import PolicyStatus
+from wallwm_ros import qos
 from wallwm_ros.background_spinner import BackgroundSpinner
 from wallwm_ros.conversions import duration_to_ns, ns_to_duration
 
-# A running goal whose server is gone this long has no result coming.
+# A running goal whose server is no longer discovered this long has no result coming.
 SERVER_LOST_S = 3.0
+# Nor one whose server's policy_status heartbeat (every 0.5 s) stopped this long: ten missed
+# heartbeats, so a busy machine does not end a goal that still runs.
+HEARTBEAT_LOST_S = 5.0
+# How long to wait for the server's "rejecting ..." log line after a rejection.
+REJECTION_REASON_WAIT_S = 1.0
+ROSOUT_QOS = QoSProfile(
+    depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
 
 
 class NoServerError(RuntimeError):
@@ -45,6 +66,87 @@ class SpinSafeActionClient(ActionClient):
     """
 
     _lock = threading.Lock()
+
+
+class GoalRejectedError(Exception):
+    """The server rejected the goal; ``reason`` is what its log said, if it said anything."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def outcome_of(code: int, status: int = GoalStatus.STATUS_SUCCEEDED) -> tuple[Outcome, str]:
+    """The outcome a result reports, and a note when it cannot be trusted.
+
+    A code that is no Outcome reads UNKNOWN; so does SUCCEEDED in a goal that the action layer
+    reports as anything but succeeded (e.g. rclpy's empty result after its result time-out).
+    """
+    try:
+        outcome = Outcome(code)
+    except ValueError:
+        return Outcome.UNKNOWN, f"unknown outcome code {code}"
+    if outcome == Outcome.SUCCEEDED and status != GoalStatus.STATUS_SUCCEEDED:
+        return Outcome.UNKNOWN, f"outcome SUCCEEDED but goal status {status}"
+    return outcome, ""
+
+
+def _sibling(action_name: str, topic: str) -> str:
+    """``topic`` in the namespace of ``action_name`` (``arm1/execute_event`` -> ``arm1/topic``)."""
+    head, _, _ = action_name.rpartition("/")
+    return f"{head}/{topic}" if head else topic
+
+
+class _ServerWatch:
+    """Watches a server for one goal: its policy_status heartbeat, and after a rejection its
+    ``/rosout`` for the reason."""
+
+    def __init__(self, node: Node, action_name: str) -> None:
+        self._node = node
+        self._lock = threading.Lock()
+        self._status_seen: float | None = None
+        self._since_wall_ns = time.time_ns()
+        self._rejections: list[str] = []
+        self._subscriptions = [
+            node.create_subscription(
+                PolicyStatus, _sibling(action_name, "policy_status"), self._on_status, qos.LATCHED
+            )
+        ]
+
+    def _on_status(self, _msg: PolicyStatus) -> None:
+        with self._lock:
+            self._status_seen = time.monotonic()
+
+    def _on_log(self, msg: Log) -> None:
+        stamp_ns = msg.stamp.sec * 1_000_000_000 + msg.stamp.nanosec
+        if msg.msg.startswith("rejecting") and stamp_ns >= self._since_wall_ns - 1_000_000_000:
+            with self._lock:
+                self._rejections.append(f"{msg.name}: {msg.msg}")
+
+    def heartbeat_age(self) -> float | None:
+        """Seconds since the last status message; None while none has arrived."""
+        with self._lock:
+            return None if self._status_seen is None else time.monotonic() - self._status_seen
+
+    def rejection_reason(self, wait_s: float = REJECTION_REASON_WAIT_S) -> str:
+        """The server's latest "rejecting ..." log line since this goal was sent."""
+        self._subscriptions.append(
+            self._node.create_subscription(Log, "/rosout", self._on_log, ROSOUT_QOS)
+        )
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._rejections:
+                    return self._rejections[-1]
+            time.sleep(0.02)
+        return "the server gave no reason (see its log)"
+
+    def close(self) -> None:
+        for subscription in self._subscriptions:
+            try:
+                self._node.destroy_subscription(subscription)
+            except InvalidHandle:
+                pass
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,9 +176,15 @@ def _run_goal(
     cancel_after_s: float | None,
     server_wait_s: float,
     on_feedback: Callable[[object], None] | None,
-) -> object | None:
-    """Send one goal, block until its result; None when rejected. Spin ``node`` elsewhere."""
+    give_up: Callable[[], str] | None = None,
+) -> tuple[object, int]:
+    """Send one goal, block until its result and the goal status. Spin ``node`` elsewhere.
+
+    Raises :class:`GoalRejectedError` (with the server's logged reason) or :class:`NoServerError`
+    (also when ``give_up()`` returns a reason, e.g. the simulation stopped: the goal is canceled).
+    """
     client = SpinSafeActionClient(node, action_type, action_name)
+    watch = _ServerWatch(node, action_name)
     kind = action_type.__name__
     try:
         if not client.wait_for_server(timeout_sec=server_wait_s):
@@ -90,7 +198,7 @@ def _run_goal(
             raise NoServerError("the server did not answer the goal request")
         handle = goal_future.result()
         if not handle.accepted:
-            return None
+            raise GoalRejectedError(watch.rejection_reason())
         result_future = handle.get_result_async()
         finished = threading.Event()
         result_future.add_done_callback(lambda _: finished.set())
@@ -110,8 +218,20 @@ def _run_goal(
                 raise NoServerError(
                     f"the {kind} server on '{action_name}' went away before the result"
                 )
-        return result_future.result().result
+            reason = give_up() if give_up is not None else ""
+            if reason:
+                handle.cancel_goal_async()
+                raise NoServerError(f"gave up on the {kind} goal: {reason}")
+            heartbeat_age = watch.heartbeat_age()
+            if heartbeat_age is not None and heartbeat_age > HEARTBEAT_LOST_S:
+                raise NoServerError(
+                    f"the {kind} server on '{action_name}' went away before the result (its "
+                    f"policy_status stopped {heartbeat_age:.1f} s ago)"
+                )
+        response = result_future.result()
+        return response.result, response.status
     finally:
+        watch.close()
         try:
             client.destroy()
         except InvalidHandle:
@@ -139,21 +259,23 @@ def execute_event(
         timeout=_duration(timeout_s),
         max_duration=_duration(max_duration_s),
     )
-    result = _run_goal(
-        node,
-        ExecuteEvent,
-        action_name,
-        goal,
-        cancel_after_s=cancel_after_s,
-        server_wait_s=server_wait_s,
-        on_feedback=on_feedback,
-    )
-    if result is None:
-        return EventResult(False, None, "goal rejected", 0.0, 0)
+    try:
+        result, status = _run_goal(
+            node,
+            ExecuteEvent,
+            action_name,
+            goal,
+            cancel_after_s=cancel_after_s,
+            server_wait_s=server_wait_s,
+            on_feedback=on_feedback,
+        )
+    except GoalRejectedError as rejected:
+        return EventResult(False, None, f"goal rejected: {rejected.reason}", 0.0, 0)
+    outcome, note = outcome_of(result.outcome, status)
     return EventResult(
         accepted=True,
-        outcome=Outcome(result.outcome),
-        message=result.message,
+        outcome=outcome,
+        message=f"{result.message} ({note})" if note else result.message,
         duration_s=duration_to_ns(result.duration) / NS_PER_S,
         chunks_executed=result.chunks_executed,
     )
@@ -189,8 +311,12 @@ def execute_task(
     server_wait_s: float = 10.0,
     on_feedback: Callable[[ExecuteTask.Feedback], None] | None = None,
     action_name: str = "execute_task",
+    give_up: Callable[[], str] | None = None,
 ) -> TaskResult:
-    """Send one ExecuteTask goal (events in order, or none: the planner proposes them)."""
+    """Send one ExecuteTask goal (events in order, or none: the planner proposes them).
+
+    ``give_up()`` is polled while the goal runs; a non-empty reason cancels the goal and raises
+    :class:`NoServerError` with it."""
     goal = ExecuteTask.Goal(
         task=task,
         events=list(events),
@@ -198,23 +324,31 @@ def execute_task(
         max_event_duration=_duration(max_event_duration_s),
         max_events=max_events,
     )
-    result = _run_goal(
-        node,
-        ExecuteTask,
-        action_name,
-        goal,
-        cancel_after_s=cancel_after_s,
-        server_wait_s=server_wait_s,
-        on_feedback=on_feedback,
-    )
-    if result is None:
-        return TaskResult(False, None, "goal rejected", 0.0, ())
+    try:
+        result, status = _run_goal(
+            node,
+            ExecuteTask,
+            action_name,
+            goal,
+            cancel_after_s=cancel_after_s,
+            server_wait_s=server_wait_s,
+            on_feedback=on_feedback,
+            give_up=give_up,
+        )
+    except GoalRejectedError as rejected:
+        return TaskResult(False, None, f"goal rejected: {rejected.reason}", 0.0, ())
+    outcome, note = outcome_of(result.outcome, status)
+    events = []
+    for record in result.event_outcomes:
+        event_outcome, event_note = outcome_of(record.outcome)
+        message = f"{record.message} ({event_note})" if event_note else record.message
+        events.append((record.instruction, event_outcome, message))
     return TaskResult(
         accepted=True,
-        outcome=Outcome(result.outcome),
-        message=result.message,
+        outcome=outcome,
+        message=f"{result.message} ({note})" if note else result.message,
         duration_s=duration_to_ns(result.duration) / NS_PER_S,
-        events=tuple((e.instruction, Outcome(e.outcome), e.message) for e in result.event_outcomes),
+        events=tuple(events),
     )
 
 
@@ -280,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         spinner.close()
         rclpy.try_shutdown()
     if not result.accepted:
-        print("goal rejected")
+        print(result.message)
         return 1
     if isinstance(result, TaskResult):
         for index, (instruction, outcome, message) in enumerate(result.events):

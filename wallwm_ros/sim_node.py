@@ -7,9 +7,12 @@ Publishes (relative names, so namespaces work; defaults shown):
   positions, velocities and efforts, every control period.
 - ``<camera>/image_raw`` (sensor_msgs/Image, rgb8) and ``<camera>/camera_info`` per camera at
   the camera rate, all cameras rendered at the same simulation time.
-- ``/diagnostics``: achieved rates, real-time factor, rejected commands.
+- ``/diagnostics``: achieved rates, real-time factor, rejected commands, lockstep waiting.
 - ``arm_reset`` (std_msgs/Header): after every reset, announces that the arm moved (see docs/safety.md).
 All stamped with simulation time; sensor streams with sensor-data QoS.
+
+With ``lockstep`` the simulation waits for the controller's arm command after each control
+period (see wallwm_sim.sim_loop): tests and evaluation use it; demos run in real time.
 
 Subscribes, as ros2_control's controllers do:
 - ``forward_position_controller/commands`` (std_msgs/Float64MultiArray): six arm joint
@@ -90,6 +93,8 @@ class SimNodeConfig:
     image_width: int = 224
     real_time: bool = True
     max_lag: float = 0.1
+    lockstep: bool = False
+    lockstep_timeout: float = 10.0
     frame_prefix: str = ""
     joint_states_topic: str = "joint_states"
     image_topic_format: str = "{camera}/image_raw"
@@ -112,7 +117,7 @@ class SimNodeConfig:
         if self.seed < 0:
             raise ConfigError(f"parameter 'seed' must not be negative, got {self.seed}")
         self._check_control_rate()
-        for name in ("camera_rate_hz", "max_lag", "diagnostics_period"):
+        for name in ("camera_rate_hz", "max_lag", "lockstep_timeout", "diagnostics_period"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0.0):
                 raise ConfigError(f"parameter '{name}' must be positive, got {value}")
@@ -201,6 +206,11 @@ PARAMETER_DESCRIPTIONS = {
     "possible (other nodes follow /clock).",
     "max_lag": "Seconds the real-time loop may fall behind the wall clock before it gives up "
     "catching up (the real-time factor then drops below 1, reported in /diagnostics).",
+    "lockstep": "true: simulated time advances only when the controller has answered the last "
+    "control period with an arm command (tests, evaluation: results do not depend on machine "
+    "load); false: the simulation does not wait for the controller (demos).",
+    "lockstep_timeout": "Wall-clock seconds the lockstep simulation waits for an arm command "
+    "before it stops with a fault.",
     "frame_prefix": "Prefix of the camera optical frame ids (e.g. 'arm1/').",
     "joint_states_topic": "sensor_msgs/JointState output.",
     "image_topic_format": "Image topic per camera; '{camera}' is replaced by the camera name.",
@@ -291,6 +301,8 @@ class SimNode(Node):
                 cameras=config.cameras,
                 real_time=config.real_time,
                 max_lag_ns=round(config.max_lag * NS_PER_S),
+                lockstep=config.lockstep,
+                lockstep_timeout_ns=round(config.lockstep_timeout * NS_PER_S),
             ),
             _Publishers(self, config, self._sim),
         )
@@ -321,7 +333,8 @@ class SimNode(Node):
             f"ready: task={config.task or '<empty table>'} seed={config.seed} "
             f"variant={config.variant}; control {config.control_rate_hz:g} Hz, cameras "
             f"{list(config.cameras)} at {config.camera_rate_hz:g} Hz "
-            f"{config.image_height}x{config.image_width}; real_time={config.real_time}"
+            f"{config.image_height}x{config.image_width}; real_time={config.real_time} "
+            f"lockstep={config.lockstep}"
         )
 
     @property
@@ -454,6 +467,8 @@ class SimNode(Node):
             "variant": instance.variant if instance is not None else "",
             "sim_time_s": f"{counters.clock_ns / NS_PER_S:.3f}",
             "real_time": str(config.real_time),
+            "lockstep": str(config.lockstep),
+            "lockstep_wait_s": f"{counters.lockstep_wait_s:.3f}",
             "real_time_factor": f"{rates.real_time_factor:.3f}",
             "control_rate_hz": f"{rates.control_hz:.1f}",
             "control_rate_configured_hz": f"{config.control_rate_hz:g}",

@@ -322,6 +322,17 @@ def format_table(report: EvalReport) -> str:
     )
     if "events" in suite:
         lines += ["", _format_events(report, table)]
+    disagreeing = [e for e in report.episodes if _task_disagrees(e)]
+    if disagreeing:
+        lines += [
+            "",
+            f"{len(disagreeing)} episode(s) where the task outcome and the rubric DISAGREE "
+            "(outcome SUCCEEDED below 100, or another outcome at 100): "
+            + ", ".join(
+                f"{e.task} {e.variant} seed {e.seed}: {e.outcome} at {e.score:.0f}"
+                for e in disagreeing
+            ),
+        ]
     return "\n".join(lines)
 
 

@@ -4,7 +4,9 @@
     python -m wallwm_sim.generate_demos --output build/demos_gen --variants novel_colours \\
         --seeds 1000-1009 --cameras front,wrist --image-size 128 --camera-rate 10
 
-Episodes whose final Task Progress is below ``--min-score`` are not written.
+Episodes whose final Task Progress is below ``--min-score`` are not written. The output folder
+is appended to; a (task, variant, seed) it already holds is skipped and counted, not recorded
+twice (the expert is deterministic: it would be the same episode).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from wallwm_core.episode_format import IMAGE_FORMATS
+from wallwm_core.episode_format import IMAGE_FORMATS, list_episodes
 from wallwm_sim.cameras import CAMERA_NAMES
 from wallwm_sim.cli_args import add_episode_arguments, parse_names
 from wallwm_sim.expert import ScriptedExpert
@@ -25,6 +27,8 @@ from wallwm_sim.recorder import EpisodeRecorder
 from wallwm_sim.rollout import run_episode
 from wallwm_sim.sim import SimConfig, TabletopSim
 from wallwm_sim.tasks import get_task
+
+logger = logging.getLogger(__name__)
 
 
 def generate(
@@ -39,7 +43,8 @@ def generate(
     min_score: float = 100.0,
     show_progress: bool = True,
 ) -> tuple[int, int]:
-    """Record the expert on every (task, variant, seed); returns (written, dropped)."""
+    """Record the expert on every (task, variant, seed) ``output`` does not hold yet; returns
+    (written, dropped). Those already there are skipped with a logged count."""
     config = SimConfig(image_height=image_size[0], image_width=image_size[1])
     frame_period = max(1, round(1.0 / (camera_rate_hz * config.control_period_s)))
     recorder = EpisodeRecorder(output, tuple(cameras), frame_period, image_format, min_score)
@@ -51,6 +56,17 @@ def generate(
         if variant in get_task(task).variants
         for seed in seeds
     ]
+    recorded = {(e["task"], e["variant"], e["seed"]) for e in list_episodes(output)}
+    skipped = [job for job in jobs if job in recorded]
+    if skipped:
+        logger.warning(
+            "%d of %d episodes are already in %s (same task, variant and seed): skipped, "
+            "not recorded twice",
+            len(skipped),
+            len(jobs),
+            output,
+        )
+        jobs = [job for job in jobs if job not in recorded]
     written = 0
     with TabletopSim(config) as sim:
         bar = tqdm(jobs, desc="demos", unit="episode", disable=not show_progress)

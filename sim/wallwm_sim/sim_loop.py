@@ -8,6 +8,17 @@ rendering is slow) it counts an overrun and continues from the wall clock's pres
 racing to catch up, so the real-time factor drops below 1. Without ``real_time`` it runs as fast
 as it can.
 
+Lockstep (``lockstep``): simulated time advances only when the controller has kept up. After
+publishing control period k the loop waits until an arm command (position or trajectory) has
+arrived since then, i.e. the controller has answered (at most one period late: an answer to k-1
+that arrives after k was published also counts). It engages at the first arm command after the
+start or a reset, so a controller that starts later or a scene without a controller does not
+stall. If no command comes for ``lockstep_timeout_ns`` of wall time the loop stops with a fault
+(:class:`LockstepTimeoutError`): a controller that died must not leave the simulation waiting
+silently. On a busy machine lockstep makes closed-loop results independent of how fast the
+nodes run; it needs a controller that sends an arm command every control period (the
+controller node's ``forward_position`` output at the simulation's control rate does).
+
 Time: the loop's clock (``clock_ns``, what ``/clock`` carries) starts at 0 and never goes back:
 a reset starts a new episode (TabletopSim's own time restarts at 0) but the clock carries on.
 Commands, resets and queries come from other threads; one lock serialises them with the loop.
@@ -47,6 +58,10 @@ RESET_COMMAND_HOLD_S = 1.0
 RESET_COMMAND_MATCH_RAD = 0.1
 
 
+class LockstepTimeoutError(RuntimeError):
+    """In lockstep, the controller sent no arm command for the time-out."""
+
+
 class LoopOutputs(Protocol):
     """Where the loop's outputs go; called from the loop thread, outside the lock."""
 
@@ -69,12 +84,17 @@ class LoopConfig:
     cameras: tuple[str, ...]
     real_time: bool = True
     max_lag_ns: int = 100_000_000
+    lockstep: bool = False
+    lockstep_timeout_ns: int = 10_000_000_000
 
     def __post_init__(self) -> None:
         if self.control_period_ns <= 0:
             raise ValueError(f"control_period_ns must be positive, got {self.control_period_ns}")
-        if self.camera_period_ns < 0 or self.max_lag_ns <= 0:
-            raise ValueError(f"bad periods: {self.camera_period_ns=} {self.max_lag_ns=}")
+        if self.camera_period_ns < 0 or self.max_lag_ns <= 0 or self.lockstep_timeout_ns <= 0:
+            raise ValueError(
+                f"bad periods: {self.camera_period_ns=} {self.max_lag_ns=} "
+                f"{self.lockstep_timeout_ns=}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +114,7 @@ class LoopCounters:
     last_rejection: str
     fault: str
     ignored_after_reset: int = 0
+    lockstep_wait_s: float = 0.0  # wall time spent waiting for the controller (lockstep)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,6 +202,13 @@ class SimulationLoop:
         self._reset_clock_ns = -1  # clock time of the last reset
         self._reset_hold_until_ns = -1  # stale commands are ignored until then (see module doc)
         self._ignored_after_reset = 0
+        # Lockstep: arm commands received, and how many had arrived when the last period was
+        # published; engaged from the first command after the start or a reset.
+        self._arrivals = threading.Condition(threading.Lock())
+        self._arm_commands = 0
+        self._published_after = 0
+        self._lockstep_engaged = False
+        self._lockstep_wait_s = 0.0
 
     # ------------------------------------------------------------------ lifetime
 
@@ -222,6 +250,8 @@ class SimulationLoop:
             anchor_wall, anchor_clock = self._wall_clock(), self.clock_ns
             while not self._stop.is_set():
                 self.step_once()
+                if self.config.lockstep:
+                    self._wait_for_controller()
                 if not self.config.real_time:
                     continue
                 delay = anchor_wall + (self.clock_ns - anchor_clock) / NS_PER_S - self._wall_clock()
@@ -265,6 +295,8 @@ class SimulationLoop:
             self._step_time_s += time.perf_counter() - started
             if self._cameras and now >= self._next_frame_ns:
                 images = self._render(now)
+        with self._arrivals:
+            self._published_after = self._arm_commands
         self._outputs.clock(now)
         self._outputs.joint_state(now, state)
         self._joint_states += 1
@@ -272,6 +304,30 @@ class SimulationLoop:
             self._outputs.images(now, images)
             for name in images:
                 self._frames[name] += 1
+
+    def _wait_for_controller(self) -> None:
+        """Lockstep: block until an arm command arrived after the last published period."""
+        timeout_s = self.config.lockstep_timeout_ns / NS_PER_S
+        started = time.monotonic()
+        with self._arrivals:
+            while self._lockstep_engaged and self._arm_commands <= self._published_after:
+                waited = time.monotonic() - started
+                if self._stop.is_set():
+                    return
+                if waited > timeout_s:
+                    raise LockstepTimeoutError(
+                        f"lockstep: no arm command from the controller for {waited:.1f} s of wall "
+                        f"time at simulation time {self.clock_ns / NS_PER_S:.3f} s (did the "
+                        "controller stop?)"
+                    )
+                self._arrivals.wait(min(0.05, timeout_s - waited + 1e-3))
+            self._lockstep_wait_s += time.monotonic() - started
+
+    def _note_arm_command(self) -> None:
+        with self._arrivals:
+            self._arm_commands += 1
+            self._lockstep_engaged = True
+            self._arrivals.notify_all()
 
     def _render(self, now_ns: int) -> dict[str, np.ndarray]:
         camera_period = self.config.camera_period_ns
@@ -295,6 +351,7 @@ class SimulationLoop:
 
     def command_positions(self, positions: Sequence[float] | np.ndarray) -> None:
         """Arm joint targets (rad, arm joint order); replaces any running trajectory."""
+        self._note_arm_command()
         with self._lock:
             if self._stale_after_reset(positions):
                 return
@@ -327,6 +384,7 @@ class SimulationLoop:
         A trajectory without waypoints stops the running one and holds the current command (as
         ``joint_trajectory_controller`` does).
         """
+        self._note_arm_command()
         with self._lock:
             if 0 < request.start_ns < self._reset_clock_ns:
                 self._ignored_after_reset += 1
@@ -378,7 +436,9 @@ class SimulationLoop:
             self._reset_clock_ns = clock
             self._reset_hold_until_ns = clock + round(RESET_COMMAND_HOLD_S * NS_PER_S)
             self._next_frame_ns = clock  # show the new scene on the next step
-            return instance
+        with self._arrivals:  # lockstep re-engages at the next arm command
+            self._lockstep_engaged = False
+        return instance
 
     @property
     def instance(self) -> TaskInstance | None:
@@ -421,4 +481,5 @@ class SimulationLoop:
                 last_rejection=self._last_rejection,
                 fault=self._fault,
                 ignored_after_reset=self._ignored_after_reset,
+                lockstep_wait_s=self._lockstep_wait_s,
             )

@@ -7,11 +7,14 @@
 The arm's driver (ros2_control with a forward_command_controller or joint_trajectory_controller,
 a gripper controller) and its cameras must already run; the robot file
 (config/robots/robot_template.yaml) names their topics, the URDF and the controller limits.
-The nodes and their parameters come from wallwm_ros.bringup.robot_bringup.
+The nodes and their parameters come from wallwm_ros.bringup.robot_bringup; the arguments are
+checked there (true/false only, the robot file first). Both nodes are required: when one exits,
+the launch stops with its message.
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler, Shutdown
+from launch.event_handlers import OnProcessExit
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -25,28 +28,24 @@ ARGUMENTS = {
 }
 
 
+def _stop_launch(event, _context):
+    """Every node is required: one that exits stops the launch, naming it (its own message,
+    e.g. an invalid parameter, is printed just above)."""
+    return [Shutdown(reason=f"{event.process_name} exited with code {event.returncode}")]
+
+
 def _nodes(context, *_, **__):
     from pathlib import Path
 
     from ament_index_python.packages import get_package_share_directory
 
-    from wallwm_ros.bringup import PolicyChoice, default_checkpoint, robot_bringup
+    from wallwm_ros.bringup import robot_launch_specs
 
     args = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
-    if not args["robot_config"]:
-        raise RuntimeError("robot.launch.py needs robot_config:=/path/to/robot.yaml")
     config_dir = Path(get_package_share_directory("wallwm_bringup")) / "config"
-    checkpoint = args["checkpoint"]
-    if args["policy"] == "wallwm" and not checkpoint:
-        checkpoint = default_checkpoint()
-    specs = robot_bringup(
-        config_dir,
-        PolicyChoice(args["policy"], checkpoint, args["replay_file"]),
-        robot_config=args["robot_config"],
-        use_sim_time=args["use_sim_time"].lower() in ("true", "1", "yes"),
-    )
-    return [
-        Node(
+    entities = []
+    for spec in robot_launch_specs(config_dir, args):
+        node = Node(
             package=spec.package,
             executable=spec.executable,
             name=spec.name,
@@ -54,8 +53,11 @@ def _nodes(context, *_, **__):
             output="screen",
             parameters=[*(str(path) for path in spec.params_files), dict(spec.parameters)],
         )
-        for spec in specs
-    ]
+        entities += [
+            node,
+            RegisterEventHandler(OnProcessExit(target_action=node, on_exit=_stop_launch)),
+        ]
+    return entities
 
 
 def generate_launch_description() -> LaunchDescription:

@@ -19,7 +19,11 @@ every disagreement and counts them per task.
 and the policy node (restarted with that replay file) replays its tool motion. ``--policy
 wallwm`` serves one WALL-WM checkpoint for all episodes; without ``--checkpoint`` it is the one
 wallwm_core ships, or an untrained ``tiny`` model (said so). Deterministic given the seeds up to
-the timing of the threads: episodes run on simulation time, but the nodes run concurrently.
+the timing of the threads: episodes run on simulation time in lockstep (the simulation waits for
+the controller every control period, so a busy machine slows the evaluation down but does not
+change its scores); ``--real-time`` also paces it to the wall clock. Two evaluations at once keep
+apart: each claims a ROS domain of its own and refuses an ``--output`` folder another live run
+writes to (:mod:`wallwm_ros.closed_loop.isolation`).
 """
 
 from __future__ import annotations
@@ -43,8 +47,14 @@ from wallwm_ros.background_spinner import BackgroundSpinner
 from wallwm_ros.bringup import NodeSpec, PolicyChoice, sim_bringup
 from wallwm_ros.bringup_paths import bringup_config
 from wallwm_ros.closed_loop.inprocess_bringup import InProcessBringup
+from wallwm_ros.closed_loop.isolation import claim_domain, claim_output
 from wallwm_ros.closed_loop.sim_checkpoint import UNTRAINED_NOTE, checkpoint_for_sim
-from wallwm_ros.closed_loop.sim_episode import EpisodeError, RosEpisode, SimEpisodeRunner
+from wallwm_ros.closed_loop.sim_episode import (
+    EpisodeError,
+    RosEpisode,
+    SimEpisodeRunner,
+    loop_fault,
+)
 from wallwm_ros.send_goal import NoServerError
 from wallwm_sim.cli_args import add_episode_arguments
 from wallwm_sim.evaluate import EvalReport, format_table, write_report
@@ -140,16 +150,18 @@ def _episode_result(
 
 
 @contextlib.contextmanager
-def _ros_session(specs: Sequence[NodeSpec]) -> Iterator[tuple[InProcessBringup, SimEpisodeRunner]]:
+def _ros_session(
+    specs: Sequence[NodeSpec], domain_id: int | None = None
+) -> Iterator[tuple[InProcessBringup, SimEpisodeRunner]]:
     """The bringup and an episode runner on their own ROS context, torn down on exit."""
     context = rclpy.Context()
-    rclpy.init(context=context)
+    rclpy.init(context=context, domain_id=domain_id)
     bringup = None
     spinner = BackgroundSpinner(SingleThreadedExecutor(context=context))
     try:
         bringup = InProcessBringup(specs, context=context)
         node = spinner.add(rclpy.create_node("wallwm_evaluate_ros", context=context))
-        yield bringup, SimEpisodeRunner(node)
+        yield bringup, SimEpisodeRunner(node, sim_fault=loop_fault(bringup.nodes["sim_node"]))
     finally:
         spinner.close()
         if bringup is not None:
@@ -157,8 +169,11 @@ def _ros_session(specs: Sequence[NodeSpec]) -> Iterator[tuple[InProcessBringup, 
         rclpy.try_shutdown(context=context)
 
 
-def evaluate_through_ros(config: RosEvalConfig, show_progress: bool = True) -> EvalReport:
-    """Run every (task, variant, seed) of ``config`` through the ROS nodes (see the module doc)."""
+def evaluate_through_ros(
+    config: RosEvalConfig, show_progress: bool = True, domain_id: int | None = None
+) -> EvalReport:
+    """Run every (task, variant, seed) of ``config`` through the ROS nodes (see the module doc);
+    ``domain_id``: the ROS domain (default: ``ROS_DOMAIN_ID``)."""
     from wallwm_ros.closed_loop.expert_replay import write_expert_replay
 
     config.workdir.mkdir(parents=True, exist_ok=True)
@@ -181,7 +196,13 @@ def evaluate_through_ros(config: RosEvalConfig, show_progress: bool = True) -> E
             )
             choice = PolicyChoice("replay", replay_file=str(replay))
         specs = sim_bringup(
-            config_dir, choice, task=task, seed=seed, variant=variant, real_time=config.real_time
+            config_dir,
+            choice,
+            task=task,
+            seed=seed,
+            variant=variant,
+            real_time=config.real_time,
+            lockstep=True,
         )
         return specs, events
 
@@ -190,7 +211,7 @@ def evaluate_through_ros(config: RosEvalConfig, show_progress: bool = True) -> E
     policy_index = [spec.name for spec in first_specs].index(POLICY_NODE)
     episodes: list[EpisodeResult] = []
     videos_done: dict[str, int] = {}
-    with _ros_session(first_specs) as (bringup, runner):
+    with _ros_session(first_specs, domain_id) as (bringup, runner):
         policy_node = _PolicyNodeSwitch(bringup, first_specs[policy_index])
         sim_node = bringup.nodes["sim_node"]
         sim_loop, control_period_ns = sim_node.loop, sim_node.config.control_period_ns
@@ -210,13 +231,15 @@ def evaluate_through_ros(config: RosEvalConfig, show_progress: bool = True) -> E
             )
             result = _episode_result(episode, before, sim_loop.counters(), control_period_ns)
             result = dataclasses.replace(result, wall_s=time.perf_counter() - started)
+            disagrees = (result.outcome == Outcome.SUCCEEDED.name) != (result.score >= 100.0)
             logger.info(
-                "%s %s seed %d: Task Progress %.0f, %s",
+                "%s %s seed %d: Task Progress %.0f (rubric), task outcome %s (planner)%s",
                 task,
                 variant,
                 seed,
                 result.score,
                 result.outcome,
+                " -- planner and rubric DISAGREE" if disagrees else "",
             )
             episodes.append(result)
             if config.video_dir is not None and videos_done.get(task, 0) < config.videos_per_task:
@@ -246,9 +269,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--timeout", type=float, default=None, help="sim seconds per task (default: task limit)"
     )
     parser.add_argument(
-        "--real-time", action="store_true", help="keep simulation time with the wall clock"
+        "--real-time",
+        action="store_true",
+        help="also pace the (lockstep) simulation to the wall clock",
     )
     parser.add_argument("--videos", type=int, default=0, help="front-camera GIFs per task")
+    parser.add_argument(
+        "--domain-id",
+        type=int,
+        default=None,
+        help="ROS domain (default: ROS_DOMAIN_ID or 0, or the next one no other run holds)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -267,7 +298,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, ValueError) as error:
         parser.error(str(error))
     try:
-        report = evaluate_through_ros(config)
+        output_claim = claim_output(args.output)
+        domain = claim_domain(args.domain_id)
+    except ConfigError as error:
+        print(f"evaluate_ros: {error}", file=sys.stderr)
+        return 2
+    logger.info("output %s; %s", output_claim.value, domain.note)
+    try:
+        report = evaluate_through_ros(config, domain_id=domain.value)
     except (NoServerError, ConfigError, EpisodeError) as error:
         print(f"evaluate_ros failed: {error}", file=sys.stderr)
         return 1

@@ -5,11 +5,23 @@ gripper, cut at the subtask (event) boundaries of the recorded captions, become 
 events of a :class:`~wallwm_core.replay_policy.ReplayPolicy`. Served by the policy node and
 executed by the controller node on the simulated arm, this shows what the ROS loop achieves with
 a policy that knows the answer, and is the baseline a WALL-WM checkpoint is compared against.
+
+Write one for ``policy:=replay`` (sim.launch.py) from the command line::
+
+    python -m wallwm_ros.closed_loop.expert_replay --task pick_place --seed 0 --out build/replay
+    ros2 launch wallwm_bringup sim.launch.py task:=pick_place seed:=0 policy:=replay \
+        replay_file:=build/replay/expert_replay.yaml
+
+It prints the event instructions to send (``send_goal --task ... --event ...``).
 """
 
 from __future__ import annotations
 
+import argparse
+import shlex
+import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -127,3 +139,38 @@ def closed_loop_expert() -> ClosedLoopPolicy:
         return ReplayPolicy.from_yaml(replay), events
 
     return ClosedLoopPolicy(None, (), per_episode=episode)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from wallwm_sim.tasks import get_task
+
+    parser = argparse.ArgumentParser(
+        prog="python -m wallwm_ros.closed_loop.expert_replay",
+        description="Write the scripted expert's replay file for policy:=replay.",
+    )
+    parser.add_argument("--task", default="pick_place")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variant", default="train")
+    parser.add_argument("--out", type=Path, required=True, help="folder for expert_replay.yaml")
+    args = parser.parse_args(argv)
+    try:
+        task = get_task(args.task)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.variant not in task.variants or args.seed < 0:
+        parser.error(f"task {args.task!r} has the variants {list(task.variants)}; seeds are >= 0")
+    path, events = write_expert_replay(args.task, args.seed, args.variant, args.out)
+    print(f"wrote {path}")
+    print("run it:")
+    print(
+        f"  ros2 launch wallwm_bringup sim.launch.py task:={args.task} seed:={args.seed} "
+        f"variant:={args.variant} policy:=replay replay_file:={path.resolve()}"
+    )
+    event_args = " ".join(f"--event {shlex.quote(event)}" for event in events)
+    instruction = task.sample(args.seed, args.variant).instruction
+    print(f"  ros2 run wallwm send_goal --task {shlex.quote(instruction)} {event_args}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from rclpy.node import Node
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, JointState
 
 from wallwm_msgs.action import ExecuteTask
 from wallwm_msgs.srv import GetTaskProgress, ResetSimulation
@@ -30,6 +30,18 @@ FRAME_EVERY_S = 0.5  # sim seconds between frames kept for the contact sheet / G
 
 class EpisodeError(RuntimeError):
     """The simulation refused the episode (e.g. an unknown task or variant)."""
+
+
+def loop_fault(sim_node) -> Callable[[], str]:
+    """For an in-process sim node: why its simulation loop stopped, empty while it runs."""
+
+    def fault() -> str:
+        loop = sim_node.loop
+        if loop.running:
+            return ""
+        return loop.counters().fault or "the simulation loop stopped"
+
+    return fault
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +58,38 @@ class RosEpisode:
     points: int
     max_points: int
     criteria_met: tuple[str, ...]
+    arm_motion_rad: float = 0.0  # largest arm joint displacement while the goal ran
+
+
+class ArmMotion:
+    """The largest arm joint displacement from a reference, over the joint states received."""
+
+    def __init__(self, arm_joints: int = 6) -> None:
+        self._arm_joints = arm_joints
+        self._lock = threading.Lock()
+        self._reference: np.ndarray | None = None
+        self._largest = 0.0
+        self._armed = False
+
+    def start(self) -> None:
+        """Measure from the next joint state on."""
+        with self._lock:
+            self._reference, self._largest, self._armed = None, 0.0, True
+
+    def on_joint_state(self, msg: JointState) -> None:
+        q = np.asarray(msg.position[: self._arm_joints], dtype=float)
+        with self._lock:
+            if not self._armed:
+                return
+            if self._reference is None:
+                self._reference = q
+            elif q.shape == self._reference.shape:
+                self._largest = max(self._largest, float(np.max(np.abs(q - self._reference))))
+
+    def stop(self) -> float:
+        with self._lock:
+            self._armed = False
+            return self._largest
 
 
 class EpisodeFrames:
@@ -113,12 +157,22 @@ class SimEpisodeRunner:
     """Runs episodes on a running simulation bringup from ``node`` (spun by another thread).
 
     ``camera`` names the image topic prefix whose frames are kept (``<camera>/image_raw``).
+    ``sim_fault()``, when given, says why the simulation stopped (empty while it runs): an
+    in-process harness passes its sim loop's, so a stopped simulation (e.g. a lockstep time-out)
+    ends the episode with an error instead of a wait on a clock that no longer moves.
     """
 
-    def __init__(self, node: Node, camera: str = "front") -> None:
+    def __init__(
+        self, node: Node, camera: str = "front", sim_fault: Callable[[], str] | None = None
+    ) -> None:
         self.node = node
+        self._sim_fault = sim_fault
         self.frames = EpisodeFrames()
+        self.motion = ArmMotion()
         node.create_subscription(Image, f"{camera}/image_raw", self.frames.on_image, qos.SENSORS)
+        node.create_subscription(
+            JointState, "joint_states", self.motion.on_joint_state, qos.SENSORS
+        )
 
     def reset(self, task: str, seed: int, variant: str) -> ResetSimulation.Response:
         response = call_service(
@@ -156,6 +210,7 @@ class SimEpisodeRunner:
         instructions = list(events) if events is not None else list(reset.event_instructions)
         if on_reset is not None:
             on_reset(reset, instructions)
+        self.motion.start()
         result = execute_task(
             self.node,
             reset.task_description,
@@ -163,7 +218,9 @@ class SimEpisodeRunner:
             timeout_s=timeout_s,
             server_wait_s=server_wait_s,
             on_feedback=on_feedback,
+            give_up=self._sim_fault,
         )
+        arm_motion = self.motion.stop()
         progress = self.progress()
         return RosEpisode(
             task=task,
@@ -176,4 +233,5 @@ class SimEpisodeRunner:
             points=int(progress.points),
             max_points=int(progress.max_points),
             criteria_met=tuple(progress.criteria_met),
+            arm_motion_rad=arm_motion,
         )
