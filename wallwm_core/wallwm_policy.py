@@ -629,11 +629,13 @@ class WallWMPolicy:
 
     @property
     def capabilities(self) -> PolicyCapabilities:
-        """The proposer (with a VLM), the checkpoint's cameras and joints, untrained or not."""
+        """The proposer (with a VLM), the checkpoint's cameras and joints, untrained or not,
+        and :meth:`warm_up`."""
         return PolicyCapabilities(
             proposer=self.propose_next_event if self._proposer is not None else None,
             sensors=SensorRequirements(self.deployment.cameras, self.deployment.joint_names),
             untrained=self.status == "untrained",
+            warm_up=self.warm_up,
         )
 
 
