@@ -209,3 +209,15 @@ def test_launch_arguments_are_checked_with_clear_errors(
     monkeypatch.setattr("wallwm_ros.bringup.default_checkpoint", no_checkpoint)
     with pytest.raises(ConfigError, match=re.escape(message)):
         _run_launch_file(launch_file, {**overrides, "policy": "wallwm", "checkpoint": ""})
+
+
+def test_a_node_process_that_exits_at_start_is_named(ros_context, tmp_path):
+    """A node the bringup runs in a child process (the main job's policy node) and that exits
+    while starting (here: no checkpoint at the path) fails the bringup with its exit code."""
+    from wallwm_ros.bringup import PolicyChoice, sim_bringup
+    from wallwm_ros.closed_loop.inprocess_bringup import InProcessBringup
+
+    missing = PolicyChoice("wallwm", checkpoint=str(tmp_path / "no_checkpoint"))
+    (policy_spec,) = [s for s in sim_bringup(CONFIG, missing) if s.name == "policy_node"]
+    with pytest.raises(ConfigError, match="the policy_node process exited with code 2 while"):
+        InProcessBringup([policy_spec], context=ros_context, processes=("policy_node",))
