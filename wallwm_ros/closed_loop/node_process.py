@@ -4,12 +4,21 @@ The in-process bringup runs its nodes as threads of one interpreter. The policy 
 then competes for the interpreter lock with the simulation and the 500 Hz controller loop; in its
 own process it does not (docs/inference.md, "Latency in the policy node", has the measurements).
 The child runs the node module's ``main()`` with the node's resolved parameters in a params file,
-on the parent's ROS domain; its log lines go to the parent's terminal.
+on the parent's ROS domain; its log lines go to the parent's terminal. On Linux the child gets
+SIGTERM when the thread that started it ends (``PR_SET_PDEATHSIG``), so a parent killed with
+SIGKILL leaves no node behind; start node processes from a thread that outlives them (the main
+thread).
+
+    python -m wallwm_ros.closed_loop.node_process PARENT_PID MODULE [--ros-args ...]
+
+is how the child starts (the parent-death signal first, then ``MODULE``'s ``__main__``).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -28,6 +37,7 @@ from wallwm_ros.bringup import NodeSpec, resolved_parameters
 READY_SERVICES = {"policy_node": "execute_task/_action/send_goal"}
 START_TIMEOUT_S = 180.0  # import, checkpoint load and warm-up on a loaded 2-core machine
 STOP_TIMEOUT_S = 10.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class NodeProcess:
@@ -42,7 +52,8 @@ class NodeProcess:
             yaml.safe_dump({"/**": {"ros__parameters": resolved_parameters(spec)}}, sort_keys=False)
         )
         module = spec.node_class.partition(":")[0]
-        command = [sys.executable, "-m", module, "--ros-args", "-r", f"__node:={spec.name}"]
+        command = [sys.executable, "-m", __name__, str(os.getpid()), module]
+        command += ["--ros-args", "-r", f"__node:={spec.name}"]
         if namespace:
             command += ["-r", f"__ns:={namespace}"]
         command += ["--params-file", str(params)]
@@ -85,3 +96,22 @@ class NodeProcess:
                 self._process.kill()
                 self._process.wait()
         self._folder.cleanup()
+
+
+def run_child(argv: list[str]) -> int:
+    """The child's entry: ``PARENT_PID MODULE [ARGS...]``; runs ``MODULE`` as ``__main__``."""
+    parent, module, *rest = argv
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(parent):
+        return 1  # the parent ended before the signal was armed
+    sys.argv = [module, *rest]
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_child(sys.argv[1:]))
