@@ -219,8 +219,17 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=6)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
-    parser.add_argument("--domain-id", type=int, default=77, help="ROS domain of the bringups")
+    parser.add_argument(
+        "--domain-id",
+        type=int,
+        default=None,
+        help="ROS domain of the bringups (default: a free one)",
+    )
     args = parser.parse_args()
+    from wallwm_ros.closed_loop.isolation import claim_domain
+
+    domain = claim_domain(args.domain_id)  # held until the process exits
+    args.domain_id = domain.value
     load = os.getloadavg()
     print(
         f"# WALL-WM chunk latency, {args.checkpoint}, torch {torch.__version__}, "
