@@ -209,3 +209,62 @@ def test_launch_arguments_are_checked_with_clear_errors(
     monkeypatch.setattr("wallwm_ros.bringup.default_checkpoint", no_checkpoint)
     with pytest.raises(ConfigError, match=re.escape(message)):
         _run_launch_file(launch_file, {**overrides, "policy": "wallwm", "checkpoint": ""})
+
+
+def test_a_node_process_that_exits_at_start_is_named(ros_context, tmp_path):
+    """A node the bringup runs in a child process (the main job's policy node) and that exits
+    while starting (here: no checkpoint at the path) fails the bringup with its exit code."""
+    from wallwm_ros.bringup import PolicyChoice, sim_bringup
+    from wallwm_ros.closed_loop.inprocess_bringup import InProcessBringup
+
+    missing = PolicyChoice("wallwm", checkpoint=str(tmp_path / "no_checkpoint"))
+    (policy_spec,) = [s for s in sim_bringup(CONFIG, missing) if s.name == "policy_node"]
+    with pytest.raises(ConfigError, match="the policy_node process exited with code 2 while"):
+        InProcessBringup([policy_spec], context=ros_context, processes=("policy_node",))
+
+
+PARENT_SCRIPT = """
+import sys, time, rclpy
+from pathlib import Path
+from wallwm_ros.bringup import PolicyChoice, sim_bringup
+from wallwm_ros.closed_loop.inprocess_bringup import InProcessBringup
+
+rclpy.init()
+choice = PolicyChoice("replay", replay_file=sys.argv[2])
+(spec,) = [s for s in sim_bringup(Path(sys.argv[1]), choice) if s.name == "policy_node"]
+bringup = InProcessBringup([spec], processes=("policy_node",))
+print(bringup.processes["policy_node"].pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_node_process_ends_when_its_parent_is_killed(replay_file):
+    """SIGKILL on the main job must not leave its policy node process running."""
+    import os
+    import subprocess
+
+    from conftest import child_env, wait_for
+
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT_SCRIPT, str(CONFIG), str(replay_file)],
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        child = int(parent.stdout.readline())  # printed once the node serves
+        os.kill(child, 0)  # it runs
+    finally:
+        parent.kill()
+        parent.wait()
+
+    def gone() -> bool:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return True
+        # a zombie (exited, not yet reaped by init) counts as gone
+        with open(f"/proc/{child}/stat") as stat:
+            return stat.read().split(") ")[1].startswith("Z")
+
+    assert wait_for(gone, timeout_s=20.0)

@@ -37,7 +37,11 @@ def test_main_job_runs_the_closed_loop_with_the_wallwm_model(tmp_path):
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     # no trained checkpoint exists: the output must say so plainly
     assert "no trained WALL-WM checkpoint exists" in run.stdout
-    assert "nodes up: sim_node, policy_node, controller_node" in run.stdout
+    # the policy node runs in a process of its own and warmed its model up before serving
+    assert re.search(
+        r"nodes up: sim_node, controller_node, policy_node \(process \d+\)", run.stdout
+    )
+    assert "warm-up inference" in run.stdout + run.stderr
     assert (
         "per-event outcomes (planner | rubric):" in run.stdout
         and "Task Progress (rubric):" in run.stdout
@@ -51,6 +55,11 @@ def test_main_job_runs_the_closed_loop_with_the_wallwm_model(tmp_path):
     assert control, run.stdout[-2000:]
     assert int(control[1]) > 0, control[0]
     assert float(control[3]) > 0.01, control[0]
+    # the policy node's inference time per chunk, from its feedback
+    latency = re.search(
+        r"inference per chunk \(policy node\): (\d+) chunks, first \d+ ms", run.stdout
+    )
+    assert latency and int(latency[1]) > 0, run.stdout[-2000:]
 
 
 def _run_sim(*args: str, cwd=REPO_ROOT) -> subprocess.CompletedProcess:

@@ -186,6 +186,7 @@ def test_inference_failure_is_a_fault_and_node_recovers(
         ("policy_type", "magic"),
         ("default_timeout", -1.0),
         ("replan_fraction", 0.0),
+        ("torch_threads", -1),
     ],
 )
 def test_invalid_parameters_fail_at_start_naming_the_parameter(
@@ -195,6 +196,91 @@ def test_invalid_parameters_fail_at_start_naming_the_parameter(
     overrides += [Parameter("replay_file", value=str(replay_file)), Parameter(name, value=value)]
     with pytest.raises(ConfigError, match=name):
         PolicyNode(context=ros_context, parameter_overrides=overrides)
+
+
+class _WarmingPolicy:
+    """Delegates to a replay policy, offers a warm-up and records the order of the calls."""
+
+    def __init__(self, inner: ReplayPolicy, warm_up=None) -> None:
+        self.inner = inner
+        self.calls: list[str] = []
+        self.capabilities = PolicyCapabilities(
+            warm_up=warm_up or (lambda: self.calls.append("warm_up"))
+        )
+
+    def start_event(self, instruction, event_id, max_duration_ns):
+        self.calls.append("start_event")
+        self.inner.start_event(instruction, event_id, max_duration_ns)
+
+    def next_chunk(self, observation):
+        return self.inner.next_chunk(observation)
+
+
+def test_warm_up_runs_once_before_the_first_goal_and_is_reported(
+    ros_context, spinner, namespace, replay_file
+):
+    policy = _WarmingPolicy(ReplayPolicy.from_yaml(replay_file))
+    _, observer = _start(
+        ros_context, spinner, namespace, replay_file, policy=policy, diagnostics_period=0.1
+    )
+    assert policy.calls == ["warm_up"]  # at start, before any goal could arrive
+    arrays = []
+    observer.node.create_subscription(DiagnosticArray, "/diagnostics", arrays.append, 10)
+    assert execute_event(observer.node, "reach").outcome == Outcome.SUCCEEDED
+    assert policy.calls == ["warm_up", "start_event"]
+
+    def warm_up_values():
+        return [
+            kv.value
+            for array in arrays
+            for status in array.status
+            if status.name.startswith(f"{namespace}/policy_node")
+            for kv in status.values
+            if kv.key == "warm_up_ms"
+        ]
+
+    assert wait_for(lambda: warm_up_values())
+    assert float(warm_up_values()[-1]) >= 0.0
+
+
+def test_a_failing_warm_up_stops_the_node_at_start(ros_context, replay_file):
+    def fail() -> None:
+        raise RuntimeError("out of memory")
+
+    overrides = [Parameter("policy_type", value="replay")]
+    overrides += [Parameter("replay_file", value=str(replay_file))]
+    policy = _WarmingPolicy(ReplayPolicy.from_yaml(replay_file), warm_up=fail)
+    with pytest.raises(ConfigError, match="warm-up inference failed: RuntimeError: out of memory"):
+        PolicyNode(policy, context=ros_context, parameter_overrides=overrides)
+
+
+def test_torch_threads_is_applied_when_the_model_loads(tmp_path):
+    import torch
+
+    from wallwm_core.checkpoint import init_checkpoint, save_checkpoint
+    from wallwm_core.model.config import load_model_config
+    from wallwm_core.wallwm_policy import WallWMPolicy
+    from wallwm_ros.policy_node import PolicyNodeConfig, make_policy
+
+    checkpoint = init_checkpoint(
+        load_model_config("tiny"),
+        cameras=["front"],
+        joint_names=[f"j{i}" for i in range(8)],
+        arm_names=["arm"],
+        ee_frames=["tool0"],
+        base_frame="base_link",
+        image_size=(32, 32),
+    )
+    path = save_checkpoint(checkpoint, tmp_path / "tiny")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        policy = make_policy(PolicyNodeConfig(checkpoint=str(path), torch_threads=3))
+        assert isinstance(policy, WallWMPolicy) and torch.get_num_threads() == 3
+        make_policy(PolicyNodeConfig(checkpoint=str(path), torch_threads=0))
+        assert torch.get_num_threads() == 3  # 0: left as torch has it
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_bad_replay_file_fails_at_start(ros_context, tmp_path):

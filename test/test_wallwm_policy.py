@@ -346,6 +346,28 @@ def test_same_seed_gives_the_same_chunks() -> None:
     np.testing.assert_array_equal(a.quaternions, b.quaternions)
 
 
+def test_warm_up_leaves_the_event_history_and_noise_untouched() -> None:
+    """A warm-up in the middle of an event (history frames in use) changes no later chunk."""
+    inference = InferenceConfig(
+        mode="unified",
+        sampler=SamplerConfig(video_steps=1, action_steps=1),
+        unified=UnifiedConfig(history_frames=1, future_frames=2, chunk_steps=8),
+    )
+    warmed, fresh = (
+        WallWMPolicy.from_checkpoint(checkpoint(), device="cpu", inference=inference)
+        for _ in range(2)
+    )
+    for candidate in (warmed, fresh):
+        candidate.start_event("wipe", event_id=3, max_duration_ns=10**10)
+        candidate.next_chunk(observation(1_000_000_000))
+    warmed.warm_up()
+    a = warmed.next_chunk(observation(1_200_000_000, seed=1)).chunk
+    b = fresh.next_chunk(observation(1_200_000_000, seed=1)).chunk
+    np.testing.assert_array_equal(a.positions, b.positions)
+    np.testing.assert_array_equal(a.quaternions, b.quaternions)
+    assert list(warmed._text_cache) == ["wipe"]
+
+
 def test_device_and_dtype_selection(monkeypatch: pytest.MonkeyPatch) -> None:
     runtime = select_runtime("cpu")
     assert runtime.device.type == "cpu" and runtime.dtype == torch.float32

@@ -13,7 +13,7 @@ without torch.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 import numpy as np
@@ -68,12 +68,15 @@ class PolicyCapabilities:
 
     proposer: proposes the next event of a task given without events (None: tasks need their
     events); sensors: the inputs it was trained on (None: it reads whatever it gets); untrained:
-    its actions are meaningless (tests, demos), worth a warning.
+    its actions are meaningless (tests, demos), worth a warning; warm_up: one throw-away
+    inference that a server calls once before it accepts goals, so the first real chunk is not
+    slowed by first-call set-up (None: nothing to warm up).
     """
 
     proposer: EventProposer | None = None
     sensors: SensorRequirements | None = None
     untrained: bool = False
+    warm_up: Callable[[], None] | None = None
 
 
 class EventPolicy(Protocol):

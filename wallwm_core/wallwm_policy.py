@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from wallwm_core.action_chunk import NS_PER_S, ActionChunk
+from wallwm_core.camera_geometry import CameraGeometry
 from wallwm_core.checkpoint import (
     FORMAT,
     FORMAT_VERSION,
@@ -78,6 +79,7 @@ from wallwm_core.vlm import VLMEventProposer, WallVLM
 logger = logging.getLogger(__name__)
 
 TEXT_CACHE_SIZE = 64
+WARM_UP_INSTRUCTION = "warm up"
 SEED_STRIDE = 1_000_003  # event seeds: seed * stride + event_id
 
 
@@ -573,6 +575,28 @@ class WallWMPolicy:
             predicted_remaining_ns=remaining_ns,
         )
 
+    def warm_up(self) -> None:
+        """One inference on a blank observation, so that the first real chunk does not pay for
+        the first call's lazy allocations and kernel set-up (docs/inference.md, "Latency in the
+        policy node"). The policy's state is left as it was: the event, the noise generator,
+        the observation history and the instruction cache."""
+        history, latest = list(self._history), self._latest_frames
+        cached = WARM_UP_INSTRUCTION in self._text_cache
+        try:
+            observation = blank_observation(self.deployment)
+            if self.inference.mode == "event":
+                self.infer_event(observation, WARM_UP_INSTRUCTION, seed=0)
+            else:
+                self.infer_chunk(
+                    observation, WARM_UP_INSTRUCTION, estimate_event_length=True, seed=0
+                )
+        finally:
+            self._history.clear()
+            self._history.extend(history)
+            self._latest_frames = latest
+            if not cached:
+                self._text_cache.pop(WARM_UP_INSTRUCTION, None)
+
     # ------------------------------------------------------------------------------------------
     # VLM proposer
     # ------------------------------------------------------------------------------------------
@@ -605,9 +629,34 @@ class WallWMPolicy:
 
     @property
     def capabilities(self) -> PolicyCapabilities:
-        """The proposer (with a VLM), the checkpoint's cameras and joints, untrained or not."""
+        """The proposer (with a VLM), the checkpoint's cameras and joints, untrained or not,
+        and :meth:`warm_up`."""
         return PolicyCapabilities(
             proposer=self.propose_next_event if self._proposer is not None else None,
             sensors=SensorRequirements(self.deployment.cameras, self.deployment.joint_names),
             untrained=self.status == "untrained",
+            warm_up=self.warm_up,
         )
+
+
+def blank_observation(deployment: DeploymentMetadata, stamp_ns: int = 0) -> Observation:
+    """A grey observation in the checkpoint's format: its cameras (at twice the model's image
+    size, so the resize runs as for a real camera; one metre apart along x, looking along z),
+    its joints at zero. Input for :meth:`WallWMPolicy.warm_up`."""
+    height, width = (2 * n for n in deployment.image_size)
+    focal = float(max(height, width))
+    intrinsics = np.array([[focal, 0.0, width / 2], [0.0, focal, height / 2], [0.0, 0.0, 1.0]])
+    cameras = {}
+    for index, name in enumerate(deployment.cameras):
+        pose = np.eye(4)
+        pose[0, 3] = float(index)
+        cameras[name] = CameraGeometry(
+            K=intrinsics, image_size=(height, width), world_from_camera=pose
+        )
+    return Observation(
+        stamp_ns=stamp_ns,
+        images={name: np.full((height, width, 3), 128, np.uint8) for name in deployment.cameras},
+        joint_positions=np.zeros(len(deployment.joint_names)),
+        joint_names=tuple(deployment.joint_names),
+        cameras=cameras,
+    )

@@ -25,6 +25,7 @@ import concurrent.futures
 import dataclasses
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -97,6 +98,7 @@ class PolicyNodeConfig:
     replan_fraction: float = 0.8
     stale_hold_timeout: float = 0.5
     diagnostics_period: float = 1.0
+    torch_threads: int = 1
 
     def __post_init__(self) -> None:
         if self.policy_type not in POLICY_TYPES:
@@ -136,6 +138,11 @@ class PolicyNodeConfig:
             raise ConfigError(
                 f"parameter 'stale_hold_timeout' must not be negative, got {self.stale_hold_timeout}"
             )
+        if self.torch_threads < 0:
+            raise ConfigError(
+                f"parameter 'torch_threads' must be 0 (torch's default) or a positive thread "
+                f"count, got {self.torch_threads}"
+            )
         if self.max_events < 1:
             raise ConfigError(f"parameter 'max_events' must be at least 1, got {self.max_events}")
         if self.max_retries_per_event < 0:
@@ -164,6 +171,10 @@ PARAMETER_DESCRIPTIONS = {
     "replan_fraction": "Fraction of a chunk's duration after which the next chunk is inferred.",
     "stale_hold_timeout": "Seconds to hold without a fresh observation before the goal faults.",
     "diagnostics_period": "Seconds between /diagnostics messages.",
+    "torch_threads": "Torch intra-op threads for the model (set once at load); 0 keeps torch's "
+    "default (one per core). 1 by default: the node shares the cores with the simulation and "
+    "controller loops, and more threads than free cores make each chunk slower "
+    "(docs/inference.md, 'Latency in the policy node').",
 }
 
 
@@ -173,9 +184,13 @@ GoalResult = TypeVar("GoalResult", EventResult, TaskResult)
 def make_policy(config: PolicyNodeConfig) -> EventPolicy:
     if config.policy_type == "replay":
         return ReplayPolicy.from_yaml(config.replay_file)
+    import torch
+
     from wallwm_core.checkpoint import CheckpointError
     from wallwm_core.wallwm_policy import WallWMPolicy
 
+    if config.torch_threads > 0:
+        torch.set_num_threads(config.torch_threads)  # process-wide; before the first inference
     try:
         return WallWMPolicy.from_pretrained(
             config.checkpoint,
@@ -236,6 +251,7 @@ class _Counters:
     goals_failed: int = 0
     last_latency_ns: int = 0
     latency_sum_ns: int = 0
+    warm_up_ns: int | None = None  # the warm-up inference at start, None when there was none
     state: PolicyState = PolicyState.IDLE
     instruction: str = ""
     fault: str = ""
@@ -251,6 +267,9 @@ class PolicyNode(Node):
             self, ObservationInputsConfig, OBSERVATION_PARAMETER_DESCRIPTIONS
         )
         self._policy = policy if policy is not None else make_policy(self.config)
+        self._check_policy_matches_sensors()
+        self._counters = _Counters()
+        self._warm_up()  # before the action servers exist: no goal waits for it
         if self.sensor_config.enabled:
             self._observations = SensorObservations(self, self.sensor_config, self._now_ns)
         else:
@@ -259,7 +278,6 @@ class PolicyNode(Node):
         self._active: _GoalRun | None = None
         self._runs: dict[bytes, _GoalRun] = {}
         self._event_ids = EventIdSource()
-        self._counters = _Counters()
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="inference")
         self._closing = threading.Event()
         self._io = _NodeIO(
@@ -311,10 +329,25 @@ class PolicyNode(Node):
             self._resend_status,
             clock=Clock(clock_type=ClockType.STEADY_TIME),
         )
-        self._check_policy_matches_sensors()
+        warm_up = self._counters.warm_up_ns
         self.get_logger().info(
             f"ready: policy={self.config.policy_type} goal_conflict={self.config.goal_conflict}"
+            + (f" warm-up inference {warm_up / 1e6:.0f} ms" if warm_up is not None else "")
         )
+
+    def _warm_up(self) -> None:
+        """The policy's warm-up inference, timed (the first chunk costs more without it)."""
+        warm_up = self._policy.capabilities.warm_up
+        if warm_up is None:
+            return
+        started = time.perf_counter_ns()
+        try:
+            warm_up()
+        except Exception as error:  # the model cannot infer: it must not start serving goals
+            raise ConfigError(
+                f"the policy's warm-up inference failed: {type(error).__name__}: {error}"
+            ) from error
+        self._counters.warm_up_ns = time.perf_counter_ns() - started
 
     def _check_policy_matches_sensors(self) -> None:
         """A checkpoint trained on other cameras or joints must not start (clear error now)."""
@@ -656,6 +689,9 @@ class PolicyNode(Node):
             "chunks_published": str(counters.chunks),
             "last_inference_latency_ms": f"{counters.last_latency_ns / 1e6:.2f}",
             "mean_inference_latency_ms": f"{mean_latency_ms:.2f}",
+            "warm_up_ms": (
+                "none" if counters.warm_up_ns is None else f"{counters.warm_up_ns / 1e6:.2f}"
+            ),
             "goals_succeeded": str(counters.goals_succeeded),
             "goals_failed": str(counters.goals_failed),
             **self._observations.diagnostics(),

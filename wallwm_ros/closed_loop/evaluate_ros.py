@@ -6,7 +6,8 @@
         --output ...
 
 One in-process bringup (the nodes and parameters of ``sim.launch.py``, talking over DDS) serves
-every episode. Per (task, variant, seed) the sim node is reset, the task goes to the policy
+every episode; a WALL-WM policy node runs in a child process of its own unless
+``--single-process`` (its inference would wait for the interpreter lock otherwise). Per (task, variant, seed) the sim node is reset, the task goes to the policy
 node's ExecuteTask action, the controller node drives the simulated arm, and the score is the
 sim node's Task Progress when the goal ends. The report has the format of
 :mod:`wallwm_sim.evaluate` (``report.json``, ``task_progress.png``; ``--videos N`` keeps front
@@ -82,6 +83,8 @@ class RosEvalConfig:
     workdir: Path = Path("build/eval_ros")
     video_dir: Path | None = None
     videos_per_task: int = 0
+    # A WALL-WM policy node runs in a child process unless this is set (see inprocess_bringup).
+    single_process: bool = False
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -151,7 +154,7 @@ def _episode_result(
 
 @contextlib.contextmanager
 def _ros_session(
-    specs: Sequence[NodeSpec], domain_id: int | None = None
+    specs: Sequence[NodeSpec], domain_id: int | None = None, processes: Sequence[str] = ()
 ) -> Iterator[tuple[InProcessBringup, SimEpisodeRunner]]:
     """The bringup and an episode runner on their own ROS context, torn down on exit."""
     context = rclpy.Context()
@@ -159,9 +162,13 @@ def _ros_session(
     bringup = None
     spinner = BackgroundSpinner(SingleThreadedExecutor(context=context))
     try:
-        bringup = InProcessBringup(specs, context=context)
+        bringup = InProcessBringup(specs, context=context, processes=processes)
         node = spinner.add(rclpy.create_node("wallwm_evaluate_ros", context=context))
-        yield bringup, SimEpisodeRunner(node, sim_fault=loop_fault(bringup.nodes["sim_node"]))
+        sim_fault = loop_fault(bringup.nodes["sim_node"])
+        yield (
+            bringup,
+            SimEpisodeRunner(node, sim_fault=lambda: sim_fault() or bringup.fault()),
+        )
     finally:
         spinner.close()
         if bringup is not None:
@@ -211,7 +218,10 @@ def evaluate_through_ros(
     policy_index = [spec.name for spec in first_specs].index(POLICY_NODE)
     episodes: list[EpisodeResult] = []
     videos_done: dict[str, int] = {}
-    with _ros_session(first_specs, domain_id) as (bringup, runner):
+    # The WALL-WM policy node infers in a process of its own (one for all episodes); the replay
+    # policy infers nothing and is restarted per episode, so it stays in this process.
+    processes = (POLICY_NODE,) if config.policy == "wallwm" and not config.single_process else ()
+    with _ros_session(first_specs, domain_id, processes) as (bringup, runner):
         policy_node = _PolicyNodeSwitch(bringup, first_specs[policy_index])
         sim_node = bringup.nodes["sim_node"]
         sim_loop, control_period_ns = sim_node.loop, sim_node.config.control_period_ns
@@ -275,6 +285,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--videos", type=int, default=0, help="front-camera GIFs per task")
     parser.add_argument(
+        "--single-process",
+        action="store_true",
+        help="run a WALL-WM policy node in this process too (slower inference, docs/inference.md)",
+    )
+    parser.add_argument(
         "--domain-id",
         type=int,
         default=None,
@@ -294,6 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             workdir=args.output / "work",
             video_dir=args.output / "videos" if args.videos else None,
             videos_per_task=args.videos,
+            single_process=args.single_process,
         )
     except (ConfigError, ValueError) as error:
         parser.error(str(error))

@@ -2,13 +2,16 @@
 
 Used by the tests and the README's main job. The nodes are the ones :mod:`wallwm_ros.bringup`
 lists, with the same parameters the launch files pass; they still talk over DDS like separately
-launched nodes (rclpy has no intra-process shortcut).
+launched nodes (rclpy has no intra-process shortcut). Nodes named in ``processes`` run in child
+processes instead (:mod:`~wallwm_ros.closed_loop.node_process`): the main job runs the policy
+node so, because its inference is several times slower while the simulation and controller loops
+of the same interpreter hold the interpreter lock (docs/inference.md).
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import rclpy
 from rclpy.executors import Executor, MultiThreadedExecutor, SingleThreadedExecutor
@@ -17,6 +20,7 @@ from rclpy.parameter import Parameter
 
 from wallwm_ros.background_spinner import BackgroundSpinner
 from wallwm_ros.bringup import NodeSpec, resolved_parameters
+from wallwm_ros.closed_loop.node_process import READY_SERVICES, NodeProcess
 
 # rclpy's MultiThreadedExecutor busy-waits on the interpreter lock under high-rate topics (a
 # 500 Hz joint-state subscription in one measured it delivering under 100 messages/s and starving
@@ -31,7 +35,9 @@ def node_class(spec: NodeSpec) -> type[Node]:
 
 
 class InProcessBringup:
-    """Starts every node of ``specs`` (in order) and spins them in a background thread.
+    """Starts every node of ``specs`` (in order) and spins them in a background thread; the
+    nodes named in ``processes`` start in child processes (in :attr:`processes`, not
+    :attr:`nodes`), and the bringup waits until they serve.
 
     If a node fails to start, the ones already started are destroyed and the error propagates.
     """
@@ -41,10 +47,13 @@ class InProcessBringup:
         specs: Sequence[NodeSpec],
         namespace: str = "",
         context: rclpy.Context | None = None,
+        processes: Collection[str] = (),
     ) -> None:
         self.nodes: dict[str, Node] = {}
+        self.processes: dict[str, NodeProcess] = {}
         self._namespace = namespace
         self._context = context
+        self._in_processes = frozenset(processes)
         self._spinners: dict[str, BackgroundSpinner] = {}
         try:
             for spec in specs:
@@ -54,8 +63,11 @@ class InProcessBringup:
             raise
 
     def _start(self, spec: NodeSpec) -> None:
-        if spec.name in self.nodes:
+        if spec.name in self.nodes or spec.name in self.processes:
             raise ValueError(f"a node named {spec.name!r} already runs in this bringup")
+        if spec.name in self._in_processes:
+            self._start_process(spec)
+            return
         overrides = [
             Parameter(name, value=value) for name, value in resolved_parameters(spec).items()
         ]
@@ -69,18 +81,38 @@ class InProcessBringup:
         self._spinners[spec.name] = spinner
         self.nodes[spec.name] = spinner.add(node)
 
-    def restart(self, spec: NodeSpec) -> Node:
-        """Stop and destroy the node named ``spec.name`` and start it again from ``spec``
-        (e.g. the policy node with another policy); the other nodes keep running."""
+    def _start_process(self, spec: NodeSpec) -> None:
+        context = self._context or rclpy.get_default_context()
+        child = NodeProcess(spec, self._namespace, context.get_domain_id())
+        self.processes[spec.name] = child
+        probe = rclpy.create_node(f"wallwm_probe_{spec.name}", context=context)
+        try:
+            child.wait_until_ready(lambda: _serves(probe, spec.name, self._namespace))
+        finally:
+            probe.destroy_node()
+
+    def restart(self, spec: NodeSpec) -> Node | NodeProcess:
+        """Stop the node named ``spec.name`` and start it again from ``spec`` (e.g. the policy
+        node with another policy); the other nodes keep running."""
         spinner = self._spinners.pop(spec.name, None)
         self.nodes.pop(spec.name, None)
         if spinner is not None:
             spinner.close()
+        child = self.processes.pop(spec.name, None)
+        if child is not None:
+            child.close()
         self._start(spec)
-        return self.nodes[spec.name]
+        return self.nodes.get(spec.name) or self.processes[spec.name]
+
+    def fault(self) -> str:
+        """Why a node process is gone (empty while all run); in-process nodes cannot exit."""
+        return next((f for child in self.processes.values() if (f := child.fault())), "")
 
     def close(self) -> None:
-        """Stop spinning, then destroy the nodes (their threads are joined by destroy_node)."""
+        """Stop the child processes; stop spinning, then destroy the nodes (their threads are
+        joined by destroy_node)."""
+        for name in reversed(list(self.processes)):
+            self.processes.pop(name).close()
         for name in reversed(list(self._spinners)):
             self._spinners.pop(name).close()
         self.nodes.clear()
@@ -90,6 +122,18 @@ class InProcessBringup:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _serves(probe: Node, name: str, namespace: str) -> bool:
+    """Whether node ``name`` is in the ROS graph and offers its READY_SERVICES entry."""
+    namespace = namespace or "/"
+    if (name, namespace) not in probe.get_node_names_and_namespaces():
+        return False
+    service = READY_SERVICES.get(name)
+    if service is None:
+        return True
+    services = probe.get_service_names_and_types_by_node(name, namespace)
+    return any(found.endswith(f"/{service}") for found, _ in services)
 
 
 def _executor_for(node_name: str, context: rclpy.Context | None) -> Executor:

@@ -2,9 +2,12 @@
 
     python -m wallwm_ros.closed_loop.run_sim [--task pick_place] [--seed 0] [--variant train]
         [--policy wallwm|expert] [--checkpoint DIR] [--lockstep | --fast] [--out DIR]
+        [--single-process]
 
 Starts the simulation, policy and controller nodes (the in-process bringup: the same nodes and
-parameters as ``ros2 launch wallwm_bringup sim.launch.py``, talking over DDS), resets the
+parameters as ``ros2 launch wallwm_bringup sim.launch.py``, talking over DDS; the policy node in
+a child process of its own, so that inference does not wait for the interpreter lock the
+simulation and controller loops hold, unless ``--single-process``), resets the
 episode, sends the task as next-event instructions through the ExecuteTask action, prints the
 feedback and each event's outcome, then asks the simulation for the Task Progress score and
 writes a contact sheet and a GIF of the front camera to ``--out``.
@@ -26,8 +29,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import rclpy
@@ -94,6 +99,11 @@ def _parser() -> argparse.ArgumentParser:
         help="lockstep without wall-clock pacing: as fast as the controller keeps up",
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="task time limit, sim seconds")
+    parser.add_argument(
+        "--single-process",
+        action="store_true",
+        help="run the policy node in this process too (inference is slower: docs/inference.md)",
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -174,6 +184,17 @@ def print_episode_report(episode: RosEpisode) -> bool:
     return agrees
 
 
+def format_latencies(latencies_ms: Sequence[float]) -> str:
+    """The policy node's inference time per chunk: first, median and slowest."""
+    if not latencies_ms:
+        return "inference per chunk (policy node): no chunk"
+    return (
+        f"inference per chunk (policy node): {len(latencies_ms)} chunks, first "
+        f"{latencies_ms[0]:.0f} ms, median {statistics.median(latencies_ms):.0f} ms, "
+        f"slowest {max(latencies_ms):.0f} ms"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -203,11 +224,13 @@ def main(argv: list[str] | None = None) -> int:
     bringup = None
     spinner = BackgroundSpinner(SingleThreadedExecutor())
     try:
-        bringup = InProcessBringup(specs)
-        print("nodes up: " + ", ".join(bringup.nodes))
+        bringup = InProcessBringup(specs, processes=() if args.single_process else ("policy_node",))
+        children = [f"{name} (process {child.pid})" for name, child in bringup.processes.items()]
+        print("nodes up: " + ", ".join([*bringup.nodes, *children]))
+        sim_fault = loop_fault(bringup.nodes["sim_node"])
         runner = SimEpisodeRunner(
             spinner.add(rclpy.create_node("wallwm_run_sim")),
-            sim_fault=loop_fault(bringup.nodes["sim_node"]),
+            sim_fault=lambda: sim_fault() or bringup.fault(),
         )
         last_line = [""]
 
@@ -252,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         f"controller: {control.chunks_accepted} chunks accepted, {control.chunks_rejected} "
         f"rejected; arm motion: up to {episode.arm_motion_rad:.3f} rad per joint"
     )
+    print(format_latencies(episode.chunk_latencies_ms))
     for path in (
         runner.frames.write_contact_sheet(out / "contact_sheet.png"),
         runner.frames.write_gif(out / "episode.gif"),

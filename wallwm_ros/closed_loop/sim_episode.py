@@ -21,6 +21,7 @@ from sensor_msgs.msg import Image, JointState
 from wallwm_msgs.action import ExecuteTask
 from wallwm_msgs.srv import GetTaskProgress, ResetSimulation
 from wallwm_ros import qos
+from wallwm_ros.conversions import duration_to_ns
 from wallwm_ros.image_decoding import image_to_array
 from wallwm_ros.send_goal import NoServerError, TaskResult, execute_task
 from wallwm_sim.evaluate import save_gif
@@ -59,6 +60,8 @@ class RosEpisode:
     max_points: int
     criteria_met: tuple[str, ...]
     arm_motion_rad: float = 0.0  # largest arm joint displacement while the goal ran
+    # the policy node's inference time of each chunk, from the task feedback (one per chunk)
+    chunk_latencies_ms: tuple[float, ...] = ()
 
 
 class ArmMotion:
@@ -211,13 +214,20 @@ class SimEpisodeRunner:
         if on_reset is not None:
             on_reset(reset, instructions)
         self.motion.start()
+        latencies_ms: list[float] = []
+
+        def feedback(message: ExecuteTask.Feedback) -> None:
+            latencies_ms.append(duration_to_ns(message.last_inference_latency) / 1e6)
+            if on_feedback is not None:
+                on_feedback(message)
+
         result = execute_task(
             self.node,
             reset.task_description,
             instructions,
             timeout_s=timeout_s,
             server_wait_s=server_wait_s,
-            on_feedback=on_feedback,
+            on_feedback=feedback,
             give_up=self._sim_fault,
         )
         arm_motion = self.motion.stop()
@@ -234,4 +244,5 @@ class SimEpisodeRunner:
             max_points=int(progress.max_points),
             criteria_met=tuple(progress.criteria_met),
             arm_motion_rad=arm_motion,
+            chunk_latencies_ms=tuple(latencies_ms),
         )
