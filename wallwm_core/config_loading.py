@@ -20,6 +20,12 @@ class ConfigError(ValueError):
     """A configuration that is missing, malformed or inconsistent."""
 
 
+def require(condition: bool, message: str) -> None:
+    """Raise ConfigError(message) unless ``condition`` holds (the configs' validation checks)."""
+    if not condition:
+        raise ConfigError(message)
+
+
 def config_from_dict(
     cls: type[ConfigT], data: Mapping[str, Any], source: str = "<dict>"
 ) -> ConfigT:

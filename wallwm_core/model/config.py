@@ -23,7 +23,7 @@ from typing import Any, Literal
 import yaml
 
 from wallwm_core.action_tokens import token_dim
-from wallwm_core.config_loading import ConfigError, config_from_dict
+from wallwm_core.config_loading import ConfigError, config_from_dict, require
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 # Shipped model configs are CONFIG_DIR / f"{CONFIG_PREFIX}{name}.yaml" (the folder is shared).
@@ -37,15 +37,10 @@ TemporalRule = Literal["per_frame", "wan_1_plus_4n"]
 TimestepDistribution = Literal["uniform", "logit_normal"]
 
 
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
-
-
 def _positive_ints(section: str, obj: Any, *names: str) -> None:
     for name in names:
         value = getattr(obj, name)
-        _require(
+        require(
             isinstance(value, int) and not isinstance(value, bool) and value > 0,
             f"{section}.{name} must be a positive integer, got {value!r}",
         )
@@ -99,12 +94,12 @@ class TextEncoderConfig:
 
     def __post_init__(self) -> None:
         _positive_ints("text_encoder", self, "dim", "max_length", "num_heads", "ffn_dim")
-        _require(
+        require(
             self.max_length >= 2, f"text_encoder.max_length must be >= 2, got {self.max_length}"
         )
         if self.kind == "byte_transformer":
             _positive_ints("text_encoder", self, "num_layers")
-            _require(
+            require(
                 self.dim % self.num_heads == 0,
                 f"text_encoder.dim={self.dim} must be divisible by "
                 f"text_encoder.num_heads={self.num_heads}",
@@ -122,11 +117,11 @@ class SightConeConfig:
 
     def __post_init__(self) -> None:
         _floats("sight_cone", self, "d_min", "d_max", "radius_scale")
-        _require(
+        require(
             0.0 < self.d_min < self.d_max,
             f"need 0 < sight_cone.d_min < sight_cone.d_max, got {self.d_min=} {self.d_max=}",
         )
-        _require(
+        require(
             self.radius_scale >= 0.0, f"sight_cone.radius_scale must be >= 0: {self.radius_scale}"
         )
 
@@ -178,33 +173,33 @@ class VideoTowerConfig:
             "out_channels",
             "max_views",
         )
-        _require(
+        require(
             self.dim % self.num_heads == 0,
             f"video_tower.dim={self.dim} must be divisible by video_tower.num_heads="
             f"{self.num_heads}",
         )
-        _require(self.freq_dim % 2 == 0, f"video_tower.freq_dim must be even, got {self.freq_dim}")
-        _require(
+        require(self.freq_dim % 2 == 0, f"video_tower.freq_dim must be even, got {self.freq_dim}")
+        require(
             all(isinstance(p, int) and p > 0 for p in self.patch_size),
             f"video_tower.patch_size must be three positive integers, got {self.patch_size}",
         )
-        _require(
+        require(
             self.patch_size[0] == 1,
             f"video_tower.patch_size[0] (temporal) must be 1 so that action tokens align to "
             f"latent frames, got {self.patch_size}",
         )
         head_dim = self.dim // self.num_heads
-        _require(
+        require(
             all(d >= 0 and d % 2 == 0 for d in self.rope_axes_dim),
             f"video_tower.rope_axes_dim entries must be even and >= 0, got {self.rope_axes_dim}",
         )
-        _require(
+        require(
             sum(self.rope_axes_dim) == head_dim,
             f"video_tower.rope_axes_dim={self.rope_axes_dim} (frame, height, width, view) must "
             f"sum to the head dim video_tower.dim / video_tower.num_heads = {head_dim}",
         )
-        _require(self.rope_theta > 0.0, f"video_tower.rope_theta must be > 0: {self.rope_theta}")
-        _require(self.eps > 0.0, f"video_tower.eps must be > 0: {self.eps}")
+        require(self.rope_theta > 0.0, f"video_tower.rope_theta must be > 0: {self.rope_theta}")
+        require(self.eps > 0.0, f"video_tower.eps must be > 0: {self.eps}")
 
     @property
     def head_dim(self) -> int:
@@ -232,16 +227,16 @@ class ActionTowerConfig:
         _positive_ints(
             "action_tower", self, "dim", "ffn_dim", "num_heads", "num_layers", "freq_dim"
         )
-        _require(
+        require(
             self.dim % self.num_heads == 0,
             f"action_tower.dim={self.dim} must be divisible by action_tower.num_heads="
             f"{self.num_heads}",
         )
-        _require(
+        require(
             (self.dim // self.num_heads) % 2 == 0,
             f"action_tower head dim {self.dim // self.num_heads} must be even (rotary pairs)",
         )
-        _require(self.freq_dim % 2 == 0, f"action_tower.freq_dim must be even, got {self.freq_dim}")
+        require(self.freq_dim % 2 == 0, f"action_tower.freq_dim must be even, got {self.freq_dim}")
 
     @property
     def head_dim(self) -> int:
@@ -267,7 +262,7 @@ class ActionSpaceConfig:
     def __post_init__(self) -> None:
         _floats("action", self, "control_hz")
         _positive_ints("action", self, "num_arms", "state_dim", "steps_per_latent_frame")
-        _require(self.control_hz > 0.0, f"action.control_hz must be > 0: {self.control_hz}")
+        require(self.control_hz > 0.0, f"action.control_hz must be > 0: {self.control_hz}")
 
     @property
     def token_dim(self) -> int:
@@ -290,7 +285,7 @@ class LimitsConfig:
     def __post_init__(self) -> None:
         _floats("limits", self, "max_event_s")
         _positive_ints("limits", self, "max_action_steps", "max_latent_frames")
-        _require(self.max_event_s > 0.0, f"limits.max_event_s must be > 0: {self.max_event_s}")
+        require(self.max_event_s > 0.0, f"limits.max_event_s must be > 0: {self.max_event_s}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -350,7 +345,7 @@ class ObjectiveConfig:
             "logit_std",
         )
         _positive_ints("objective", self, "context_latent_frames", "num_action_noise_levels")
-        _require(
+        require(
             0.0 <= self.action_video_noise_level < 1.0,
             f"objective.action_video_noise_level must be in [0, 1), got "
             f"{self.action_video_noise_level}",
@@ -361,13 +356,13 @@ class ObjectiveConfig:
             "dct_loss_weight",
             "event_length_loss_weight",
         ):
-            _require(getattr(self, name) >= 0.0, f"objective.{name} must be >= 0")
-        _require(self.huber_delta > 0.0, f"objective.huber_delta must be > 0: {self.huber_delta}")
-        _require(
+            require(getattr(self, name) >= 0.0, f"objective.{name} must be >= 0")
+        require(self.huber_delta > 0.0, f"objective.huber_delta must be > 0: {self.huber_delta}")
+        require(
             self.event_length_scale_s > 0.0,
             f"objective.event_length_scale_s must be > 0: {self.event_length_scale_s}",
         )
-        _require(self.logit_std > 0.0, f"objective.logit_std must be > 0: {self.logit_std}")
+        require(self.logit_std > 0.0, f"objective.logit_std must be > 0: {self.logit_std}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -391,17 +386,17 @@ class OptimizerConfig:
             "optimizer", self, "lr", "weight_decay", "adam_eps", "muon_momentum", "grad_clip_norm"
         )
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
-        _require(self.lr > 0.0, f"optimizer.lr must be > 0, got {self.lr}")
-        _require(
+        require(self.lr > 0.0, f"optimizer.lr must be > 0, got {self.lr}")
+        require(
             self.weight_decay >= 0.0,
             f"optimizer.weight_decay must be >= 0, got {self.weight_decay}",
         )
-        _require(
+        require(
             all(0.0 <= b < 1.0 for b in self.betas),
             f"optimizer.betas must be in [0, 1): {self.betas}",
         )
-        _require(self.adam_eps > 0.0, f"optimizer.adam_eps must be > 0: {self.adam_eps}")
-        _require(
+        require(self.adam_eps > 0.0, f"optimizer.adam_eps must be > 0: {self.adam_eps}")
+        require(
             0.0 <= self.muon_momentum < 1.0,
             f"optimizer.muon_momentum must be in [0, 1): {self.muon_momentum}",
         )
@@ -424,33 +419,33 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         video, action_tower = self.video_tower, self.action_tower
-        _require(
+        require(
             action_tower.num_layers == video.num_layers,
             f"action_tower.num_layers={action_tower.num_layers} must equal "
             f"video_tower.num_layers={video.num_layers} (one action block per video block)",
         )
-        _require(
+        require(
             video.in_channels == self.codec.latent_channels,
             f"video_tower.in_channels={video.in_channels} must equal "
             f"codec.latent_channels={self.codec.latent_channels}",
         )
-        _require(
+        require(
             video.out_channels == video.in_channels,
             f"video_tower.out_channels={video.out_channels} must equal "
             f"video_tower.in_channels={video.in_channels} (velocity of the latents)",
         )
-        _require(
+        require(
             self.text_encoder.dim == video.text_dim,
             f"text_encoder.dim={self.text_encoder.dim} must equal "
             f"video_tower.text_dim={video.text_dim}",
         )
-        _require(
+        require(
             self.text_encoder.max_length <= video.text_len,
             f"text_encoder.max_length={self.text_encoder.max_length} must be <= "
             f"video_tower.text_len={video.text_len}",
         )
         context = self.objective.context_latent_frames
-        _require(
+        require(
             context < self.limits.max_latent_frames,
             f"objective.context_latent_frames={context} must be < "
             f"limits.max_latent_frames={self.limits.max_latent_frames} (some frames to predict)",
@@ -458,7 +453,7 @@ class ModelConfig:
         future_steps = (
             self.limits.max_latent_frames - context
         ) * self.action.steps_per_latent_frame
-        _require(
+        require(
             self.limits.max_action_steps <= future_steps,
             f"limits.max_action_steps={self.limits.max_action_steps} exceeds the "
             f"(limits.max_latent_frames - objective.context_latent_frames) * "
@@ -469,7 +464,7 @@ class ModelConfig:
         """Token grid ``(H/ph, W/pw)`` of a latent frame; raises ConfigError if not divisible."""
         _, patch_h, patch_w = self.video_tower.patch_size
         height, width = latent_hw
-        _require(
+        require(
             height % patch_h == 0 and width % patch_w == 0,
             f"latent size {latent_hw} is not divisible by video_tower.patch_size[1:]="
             f"{(patch_h, patch_w)}",

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import yaml
 
-from wallwm_core.config_loading import ConfigError, config_from_dict
+from wallwm_core.config_loading import ConfigError, config_from_dict, require
 from wallwm_core.inference.config import SamplerConfig
 from wallwm_core.training.data.config import DataConfig
 
@@ -42,15 +42,10 @@ Precision = Literal["fp32", "bf16"]
 Parallel = Literal["ddp", "fsdp2"]
 
 
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
-
-
 def _int_at_least(section: str, obj: Any, minimum: int, *names: str) -> None:
     for name in names:
         value = getattr(obj, name)
-        _require(
+        require(
             isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
             f"{section}.{name} must be an integer >= {minimum}, got {value!r}",
         )
@@ -59,7 +54,7 @@ def _int_at_least(section: str, obj: Any, minimum: int, *names: str) -> None:
 def _as_floats(section: str, obj: Any, *names: str) -> None:
     for name in names:
         value = getattr(obj, name)
-        _require(
+        require(
             not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value),
             f"{section}.{name} must be a finite number, got {value!r}",
         )
@@ -93,7 +88,7 @@ class TrainLoopConfig:
             "checkpoint_interval",
             "keep_last",
         )
-        _require(
+        require(
             self.batch_size % self.grad_accum_steps == 0,
             f"train.batch_size={self.batch_size} must be divisible by "
             f"train.grad_accum_steps={self.grad_accum_steps}",
@@ -129,27 +124,25 @@ class OptimConfig:
             "grad_clip_norm",
             "ema_decay",
         )
-        _require(
+        require(
             self.optimizer in typing.get_args(OptimizerName),
             f"optim.optimizer must be one of {typing.get_args(OptimizerName)}, "
             f"got {self.optimizer!r}",
         )
-        _require(self.lr > 0.0, f"optim.lr must be > 0, got {self.lr}")
-        _require(self.weight_decay >= 0.0, f"optim.weight_decay must be >= 0: {self.weight_decay}")
+        require(self.lr > 0.0, f"optim.lr must be > 0, got {self.lr}")
+        require(self.weight_decay >= 0.0, f"optim.weight_decay must be >= 0: {self.weight_decay}")
         _int_at_least("optim", self, 0, "warmup_steps")
-        _require(
+        require(
             0.0 <= self.min_lr_ratio <= 1.0,
             f"optim.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}",
         )
-        _require(
-            0.0 <= self.ema_decay < 1.0, f"optim.ema_decay must be in [0, 1): {self.ema_decay}"
-        )
-        _require(
+        require(0.0 <= self.ema_decay < 1.0, f"optim.ema_decay must be in [0, 1): {self.ema_decay}")
+        require(
             0.0 <= self.muon_momentum < 1.0,
             f"optim.muon_momentum must be in [0, 1): {self.muon_momentum}",
         )
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
-        _require(
+        require(
             len(self.betas) == 2 and all(0.0 <= b < 1.0 for b in self.betas),
             f"optim.betas must be two numbers in [0, 1): {self.betas}",
         )
@@ -191,7 +184,7 @@ class RuntimeConfig:
             ("parallel", Parallel),
         ):
             value = getattr(self, name)
-            _require(
+            require(
                 value in typing.get_args(kind),
                 f"runtime.{name} must be one of {typing.get_args(kind)}, got {value!r}",
             )
@@ -227,10 +220,10 @@ class TrainConfig:
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
-        _require(isinstance(self.model, str) and self.model, "model must be a config name or path")
-        _require(isinstance(self.run_dir, str) and self.run_dir, "run_dir must be a folder path")
+        require(isinstance(self.model, str) and self.model, "model must be a config name or path")
+        require(isinstance(self.run_dir, str) and self.run_dir, "run_dir must be a folder path")
         _int_at_least("", self, 0, "seed")
-        _require(
+        require(
             not (self.runtime.parallel == "fsdp2" and self.optim.optimizer == "muon_adamw"),
             "runtime.parallel=fsdp2 shards weight matrices, and Muon orthogonalises whole "
             "matrices: use optim.optimizer=adamw with FSDP2",

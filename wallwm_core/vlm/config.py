@@ -13,14 +13,9 @@ import dataclasses
 import difflib
 from pathlib import Path
 
-from wallwm_core.config_loading import ConfigError, load_config
+from wallwm_core.config_loading import ConfigError, load_config, require
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,19 +34,19 @@ class TinyLMConfig:
     def __post_init__(self) -> None:
         for name in ("width", "num_layers", "num_heads", "ffn_width"):
             value = getattr(self, name)
-            _require(value >= 1, f"lm.{name}={value} must be at least 1")
-        _require(
+            require(value >= 1, f"lm.{name}={value} must be at least 1")
+        require(
             self.width % self.num_heads == 0,
             f"lm.width={self.width} must be divisible by lm.num_heads={self.num_heads}",
         )
         head_dim = self.width // self.num_heads
-        _require(
+        require(
             head_dim % 2 == 0,
             f"lm.width / lm.num_heads = {head_dim} must be even (RoPE rotates pairs)",
         )
-        _require(self.rope_theta > 1.0, f"lm.rope_theta={self.rope_theta} must exceed 1")
-        _require(self.norm_eps > 0.0, f"lm.norm_eps={self.norm_eps} must be positive")
-        _require(self.init_std > 0.0, f"lm.init_std={self.init_std} must be positive")
+        require(self.rope_theta > 1.0, f"lm.rope_theta={self.rope_theta} must exceed 1")
+        require(self.norm_eps > 0.0, f"lm.norm_eps={self.norm_eps} must be positive")
+        require(self.init_std > 0.0, f"lm.init_std={self.init_std} must be positive")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,8 +60,8 @@ class VisionConfig:
     def __post_init__(self) -> None:
         for name in ("image_size", "patch_size", "max_views"):
             value = getattr(self, name)
-            _require(value >= 1, f"vision.{name}={value} must be at least 1")
-        _require(
+            require(value >= 1, f"vision.{name}={value} must be at least 1")
+        require(
             self.image_size % self.patch_size == 0,
             f"vision.image_size={self.image_size} must be a multiple of "
             f"vision.patch_size={self.patch_size}",
@@ -86,13 +81,13 @@ class StaircaseConfig:
     relay_hidden: int
 
     def __post_init__(self) -> None:
-        _require(
+        require(
             self.num_latents >= 1, f"staircase.num_latents={self.num_latents} must be at least 1"
         )
-        _require(
+        require(
             self.relay_layer >= 1, f"staircase.relay_layer={self.relay_layer} must be at least 1"
         )
-        _require(
+        require(
             self.relay_hidden >= 1,
             f"staircase.relay_hidden={self.relay_hidden} must be at least 1",
         )
@@ -106,8 +101,8 @@ class HeadsConfig:
     remaining_time_hidden: int
 
     def __post_init__(self) -> None:
-        _require(self.align_dim >= 1, f"heads.align_dim={self.align_dim} must be at least 1")
-        _require(
+        require(self.align_dim >= 1, f"heads.align_dim={self.align_dim} must be at least 1")
+        require(
             self.remaining_time_hidden >= 1,
             f"heads.remaining_time_hidden={self.remaining_time_hidden} must be at least 1",
         )
@@ -122,15 +117,15 @@ class PromptConfig:
     end_marker: str = "[done]"
 
     def __post_init__(self) -> None:
-        _require(
+        require(
             self.max_prompt_tokens >= 8,
             f"prompt.max_prompt_tokens={self.max_prompt_tokens} must be at least 8",
         )
-        _require(
+        require(
             self.max_caption_tokens >= 2,
             f"prompt.max_caption_tokens={self.max_caption_tokens} must be at least 2 (BOS + EOS)",
         )
-        _require(
+        require(
             bool(self.end_marker.strip()),
             f"prompt.end_marker={self.end_marker!r} must not be blank",
         )
@@ -148,8 +143,8 @@ class LossConfig:
     def __post_init__(self) -> None:
         for name in ("caption_weight", "remaining_time_weight", "alignment_weight"):
             value = getattr(self, name)
-            _require(value >= 0.0, f"loss.{name}={value} must not be negative")
-        _require(self.huber_delta_s > 0.0, f"loss.huber_delta_s={self.huber_delta_s} must be > 0")
+            require(value >= 0.0, f"loss.{name}={value} must not be negative")
+        require(self.huber_delta_s > 0.0, f"loss.huber_delta_s={self.huber_delta_s} must be > 0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,7 +168,7 @@ class VLMConfig:
 
 def check_staircase_fits(staircase: StaircaseConfig, num_layers: int) -> None:
     """The relay depth must leave at least one lower and one upper layer: 1 <= r <= L - 1."""
-    _require(
+    require(
         staircase.relay_layer <= num_layers - 1,
         f"staircase.relay_layer={staircase.relay_layer} must be at most "
         f"lm.num_layers - 1 = {num_layers - 1} (latents 2..K need at least one upper layer)",
