@@ -353,4 +353,26 @@ def test_the_harness_defaults_are_the_nodes():
     assert tuple(c.name for c in robot.cameras) == cameras.CAMERA_NAMES
     assert robot.policy_joint_names == description.ALL_JOINT_NAMES
     assert robot.base_frame == description.BASE_FRAME
-    assert DEFAULT_CHECKPOINT == f"python://{'/'.join(SHIPPED_CHECKPOINT)}/config.yaml"
+    assert DEFAULT_CHECKPOINT == f"python://{'/'.join(SHIPPED_CHECKPOINT)}/metadata.yaml"
+
+
+def test_the_shipped_checkpoint_is_the_default_else_an_untrained_one_is_written(
+    monkeypatch, tmp_path
+):
+    """Without --checkpoint: the trained checkpoint wallwm_core ships; where none is shipped, an
+    untrained `tiny` one, written once under the work directory and reused after that."""
+    import wallwm_sim.untrained_checkpoint as untrained
+
+    shipped = untrained.shipped_checkpoint()
+    assert shipped is not None and shipped.name == "wallwm-sim-cpu"
+    assert untrained.checkpoint_for_sim("", tmp_path) == (str(shipped), False)
+    assert untrained.checkpoint_for_sim("/my/ckpt", tmp_path) == ("/my/ckpt", False)
+
+    monkeypatch.setattr(untrained, "shipped_checkpoint", lambda: None)
+    path, is_untrained = untrained.checkpoint_for_sim("", tmp_path)
+    assert is_untrained and Path(path) == tmp_path / "untrained_checkpoint"
+    metadata = yaml.safe_load((Path(path) / "metadata.yaml").read_text())
+    assert metadata["status"] == "untrained"
+    written = (Path(path) / "model.safetensors").stat().st_mtime_ns
+    assert untrained.checkpoint_for_sim("", tmp_path) == (path, True)
+    assert (Path(path) / "model.safetensors").stat().st_mtime_ns == written  # reused

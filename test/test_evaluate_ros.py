@@ -82,7 +82,7 @@ def test_expert_through_the_ros_nodes_over_two_tasks(tmp_path):
 
 
 def test_wallwm_checkpoint_through_the_ros_nodes_over_two_seeds(tmp_path):
-    """No trained checkpoint exists: the untrained tiny model runs the same path, said so."""
+    """The shipped checkpoint (the default) through the policy node, one node for every episode."""
     out = tmp_path / "eval"
     run = _evaluate(
         "--policy", "wallwm", "--tasks", "push_to_target", "--seeds", "0,1", "--timeout", "2",
@@ -90,10 +90,14 @@ def test_wallwm_checkpoint_through_the_ros_nodes_over_two_seeds(tmp_path):
     )  # fmt: skip
     log = run.stdout + run.stderr
     assert run.returncode == 0, log[-3000:]
-    assert "no trained WALL-WM checkpoint exists" in log
+    assert "no trained WALL-WM checkpoint exists" not in log
     assert log.count("ready: policy=wallwm") == 1  # one policy node serves every episode
     report = json.loads((out / "report.json").read_text())
     assert [e["seed"] for e in report["episodes"]] == [0, 1]
+    # the policy node's inference time of every chunk, from the goal's feedback
+    latency = report["table"]["push_to_target"]["inference_latency_ms"]
+    assert latency["count"] == sum(len(e["chunk_latencies_ms"]) for e in report["episodes"]) > 0
+    assert latency["p50"] > 0
     task = get_task("push_to_target")
     for episode in report["episodes"]:
         assert episode["outcome"] == "TIMED_OUT"

@@ -1,4 +1,4 @@
-"""The README's main job as a user runs it: the simulated closed loop with the tiny WALL-WM model."""
+"""The README's main job as a user runs it: the simulated closed loop with the shipped WALL-WM model."""
 
 from __future__ import annotations
 
@@ -35,8 +35,10 @@ def test_main_job_runs_the_closed_loop_with_the_wallwm_model(tmp_path):
         timeout=170,
     )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    # no trained checkpoint exists: the output must say so plainly
-    assert "no trained WALL-WM checkpoint exists" in run.stdout
+    # the default policy is the trained checkpoint wallwm_core ships
+    assert "policy: WALL-WM checkpoint " in run.stdout, run.stdout[-2000:]
+    assert "checkpoints/wallwm-sim-cpu" in run.stdout
+    assert "no trained WALL-WM checkpoint exists" not in run.stdout
     # the policy node runs in a process of its own and warmed its model up before serving
     assert re.search(
         r"nodes up: sim_node, controller_node, policy_node \(process \d+\)", run.stdout

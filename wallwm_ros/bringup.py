@@ -198,7 +198,7 @@ def resolved_parameters(spec: NodeSpec) -> dict[str, Any]:
     return parameters
 
 
-DEFAULT_CHECKPOINT = "python://wallwm_core/checkpoints/wallwm-sim-tiny/config.yaml"
+DEFAULT_CHECKPOINT = "python://wallwm_core/checkpoints/wallwm-sim-cpu/metadata.yaml"
 
 
 def default_checkpoint() -> str:

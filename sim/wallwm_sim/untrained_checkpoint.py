@@ -16,10 +16,12 @@ from pathlib import Path
 from wallwm_sim import cameras, description
 
 SIM_TASKS = ("pick_place", "stack", "put_in_bin", "push_to_target", "press_buttons")
-# The checkpoint wallwm_core ships for the simulated arm (a directory with config.yaml), once
-# one is trained; the ROS bringup names the same default.
-SHIPPED_CHECKPOINT = ("wallwm_core", "checkpoints/wallwm-sim-tiny")
+# The trained checkpoint wallwm_core ships for the simulated arm (a checkpoint directory, found by
+# its metadata.yaml); the ROS bringup names the same default.
+SHIPPED_CHECKPOINT = ("wallwm_core", "checkpoints/wallwm-sim-cpu")
 UNTRAINED_IMAGE_SIZE = (64, 64)
+# wallwm_core.checkpoint.METADATA_FILE, named here because that module imports torch.
+METADATA_FILE = "metadata.yaml"
 
 UNTRAINED_NOTE = (
     "NOTE: no trained WALL-WM checkpoint exists in this project yet. The policy is a randomly "
@@ -67,7 +69,7 @@ def shipped_checkpoint() -> Path | None:
         path = Path(str(importlib.resources.files(package).joinpath(inner)))
     except ModuleNotFoundError:
         return None
-    return path if (path / "config.yaml").is_file() else None
+    return path if (path / METADATA_FILE).is_file() else None
 
 
 def checkpoint_for_sim(checkpoint: str, workdir: Path) -> tuple[str, bool]:
@@ -79,6 +81,6 @@ def checkpoint_for_sim(checkpoint: str, workdir: Path) -> tuple[str, bool]:
     if shipped is not None:
         return str(shipped), False
     out = workdir / "untrained_checkpoint"
-    if not (out / "config.yaml").is_file():
+    if not (out / METADATA_FILE).is_file():
         write_untrained_checkpoint(out)
     return str(out), True

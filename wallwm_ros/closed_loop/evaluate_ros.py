@@ -149,6 +149,7 @@ def _episode_result(
         outcome=outcome.name if outcome is not None else "REJECTED",
         event_outcomes=event_outcomes,
         events=verdicts_at_episode_end(event_outcomes, instance.subtasks, milestones),
+        chunk_latencies_ms=episode.chunk_latencies_ms,
     )
 
 
