@@ -10,6 +10,7 @@ before anything trains. See docs/ablation.md for the format and
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import math
@@ -175,7 +176,7 @@ class EvalSpec:
             seeds = parse_seeds(self.seeds)
             parse_latency(str(self.latency))
             object.__setattr__(self, "latency", str(self.latency))
-        except ValueError as error:  # argparse.ArgumentTypeError is a ValueError
+        except (ValueError, argparse.ArgumentTypeError) as error:
             raise ConfigError(f"eval: {error}") from None
         outside = sorted(s for s in seeds if s not in EVAL_SEED_RANGE)
         require(

@@ -100,7 +100,9 @@ def wilson(successes: int, n: int, confidence: float = 0.95) -> Interval:
     denominator = 1.0 + z * z / n
     centre = (rate + z * z / (2 * n)) / denominator
     half = z / denominator * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n))
-    return Interval(rate, max(0.0, centre - half), min(1.0, centre + half), n)
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return Interval(rate, low, high, n)
 
 
 def t_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
