@@ -68,7 +68,8 @@ def checkpoint_of(plan: Plan, run: Run) -> Path | None:
     if status.state != "done" or status.checkpoint is None:
         return None
     if plan.spec.eval.checkpoint == "best":
-        return run.run_dir / "best"
+        best = run.run_dir / "best"
+        return best if best.is_dir() else None
     return status.checkpoint
 
 
@@ -219,10 +220,11 @@ def evaluate_shard(plan: Plan, shard: Shard, checkpoint: Path, cache: ClosedLoop
 
 def evaluate_all(plan: Plan, worker: tuple[int, int] = (0, 1)) -> int:
     """Evaluate this worker's share of the pending shards in this process; 0 when every shard
-    of a finished run is done, 1 when some run is not finished yet (its shards wait)."""
+    of a finished run is done, 1 when some run is not finished yet (its shards wait) or its
+    checkpoint cannot be evaluated (logged; the other runs go on)."""
     index, count = worker
     cache = ClosedLoopCache(plan)
-    waiting = set()
+    waiting, broken = set(), set()
     for position, shard in enumerate(shards(plan)):
         if position % count != index:
             continue
@@ -232,12 +234,19 @@ def evaluate_all(plan: Plan, worker: tuple[int, int] = (0, 1)) -> int:
             continue
         if shard_done(plan, shard, checkpoint):
             continue
+        if shard.run.key in broken:
+            continue
         logger.info("evaluating %s -> %s", shard.run.key, shard.path)
-        path = evaluate_shard(plan, shard, checkpoint, cache)
+        try:
+            path = evaluate_shard(plan, shard, checkpoint, cache)
+        except (ValueError, OSError) as error:  # CheckpointError is a ValueError
+            logger.error("%s: cannot evaluate %s: %s", shard.run.key, checkpoint, error)
+            broken.add(shard.run.key)
+            continue
         logger.info("wrote %s", path / REPORT_FILE)
     for key in sorted(waiting):
         logger.warning("%s: training not finished; its evaluation waits", key)
-    return 1 if waiting else 0
+    return 1 if waiting or broken else 0
 
 
 def evaluate_in_workers(plan: Plan, argv_spec: str) -> int:

@@ -22,6 +22,7 @@ import fcntl
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -187,7 +188,7 @@ def _start(run: Run, resume: bool, lock: Any) -> Job:
     run.log.parent.mkdir(parents=True, exist_ok=True)
     log = run.log.open("a")
     command = train_command(run, resume)
-    log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n")
+    log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(command)}\n")
     log.flush()
     process = subprocess.Popen(
         command,
