@@ -144,6 +144,17 @@ def test_arm_overrides_are_checked(tmp_path, arm_overrides, message) -> None:
         resolve(spec_from_dict(data), tmp_path / "spec.yaml")
 
 
+def test_cli_refuses_a_bad_spec_and_missing_data(tmp_path, capsys) -> None:
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(smoke_spec(tmp_path, outptu="x")))
+    assert main([str(spec_file), "--stage", "status"]) == 2
+    assert "did you mean 'output'" in capsys.readouterr().err
+    spec_file.write_text(yaml.safe_dump(smoke_spec(tmp_path)))  # tmp_path/demos is missing
+    assert main([str(spec_file), "--stage", "train"]) == 2
+    assert "are not folders" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "runs").exists()
+
+
 def test_protocol_checks(tmp_path) -> None:
     base = {"check_protocol": True, "eval.seeds": "0-29"}
     with pytest.raises(ConfigError, match=">= 2 training seeds"):

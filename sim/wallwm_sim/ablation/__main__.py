@@ -12,6 +12,7 @@ import fcntl
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from wallwm_core.config_loading import ConfigError
 from wallwm_sim.ablation import evaluation, report, runs
@@ -58,6 +59,10 @@ def _status(plan: Plan) -> None:
 def run_stages(plan: Plan, stage: str, spec_arg: str, command: str) -> int:
     codes = []
     if stage in ("train", "all"):
+        missing = [p for p in plan.spec.data.paths if not Path(p).is_dir()]
+        if missing:
+            print(f"error: data.paths {missing} are not folders", file=sys.stderr)
+            return EXIT_BAD_SPEC
         code = runs.train_all(plan)
         codes.append(code)
         if code > 128:
