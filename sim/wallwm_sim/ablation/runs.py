@@ -241,6 +241,9 @@ def train_all(plan: Plan, runs: Sequence[Run] | None = None) -> int:
                     continue
                 jobs.append(_start(run, decision, lock))
                 stopper.processes.append(jobs[-1].process)
+                if stopper.signal is not None:  # the signal came while it started
+                    with contextlib.suppress(ProcessLookupError):
+                        jobs[-1].process.send_signal(signal.SIGTERM)
             if not jobs:
                 break
             time.sleep(POLL_S)
@@ -262,7 +265,7 @@ def _report_exit(run: Run, code: int, failed: list[str]) -> None:
     status = run_status(run)
     if code == EXIT_OK and status.state == "done":
         logger.info("%s: done at step %d (%d samples)", run.key, status.step, status.samples_seen)
-    elif code == EXIT_SIGTERM:
+    elif code in (EXIT_SIGTERM, -signal.SIGTERM):  # -15: stopped before its loop began
         logger.info("%s: stopped at step %d; resumes next time", run.key, status.step)
     else:
         logger.error("%s: exit code %d at step %d; see %s", run.key, code, status.step, run.log)
