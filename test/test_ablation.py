@@ -153,6 +153,11 @@ def test_cli_refuses_a_bad_spec_and_missing_data(tmp_path, capsys) -> None:
     assert main([str(spec_file), "--stage", "train"]) == 2
     assert "are not folders" in capsys.readouterr().err
     assert not (tmp_path / "out" / "runs").exists()
+    # key=value changes to the spec, before or after the options.
+    overrides = ["eval.seeds=0-1", "--stage", "status", "eval.shard_episodes=1"]
+    assert main([str(spec_file), *overrides]) == 0
+    assert "evaluation shards done: 0/16" in capsys.readouterr().out
+    assert main([str(spec_file), "eval.seeds=0-200", "--stage", "status"]) == 2
 
 
 def test_protocol_checks(tmp_path) -> None:

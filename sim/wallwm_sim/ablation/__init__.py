@@ -1,6 +1,6 @@
 """The event-vs-chunk ablation driver (issue 13, item 6; docs/ablation.md).
 
-    python -m wallwm_sim.ablation SPEC.yaml [--stage train|eval|report|all|status]
+    python -m wallwm_sim.ablation SPEC.yaml [key=value ...] [--stage train|eval|report|all|status]
 
 A spec (:mod:`wallwm_sim.ablation.spec`) names arms (training-config overrides: event windows,
 fixed windows of some length), training seeds, the samples every arm trains on, and the

@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m wallwm_sim.ablation", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("spec", help="ablation spec: a YAML path or ablation_cpu")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="key=value changes to the spec, e.g. output=runs/x 'data.paths=[d]' (give the same "
+        "ones every session)",
+    )
     parser.add_argument("--stage", choices=STAGES, default="all", help="default: all")
     parser.add_argument(
         "--worker", type=parse_worker, default=None, help=argparse.SUPPRESS
@@ -56,7 +62,7 @@ def _status(plan: Plan) -> None:
     print(f"evaluation shards done: {done}/{len(all_shards)}")
 
 
-def run_stages(plan: Plan, stage: str, spec_arg: str, command: str) -> int:
+def run_stages(plan: Plan, stage: str, spec_args: Sequence[str], command: str) -> int:
     codes = []
     if stage in ("train", "all"):
         missing = [p for p in plan.spec.data.paths if not Path(p).is_dir()]
@@ -68,7 +74,7 @@ def run_stages(plan: Plan, stage: str, spec_arg: str, command: str) -> int:
         if code > 128:
             return code
     if stage in ("eval", "all"):
-        code = evaluation.evaluate_in_workers(plan, spec_arg)
+        code = evaluation.evaluate_in_workers(plan, spec_args)
         codes.append(code)
         if code > 128:
             return code
@@ -82,11 +88,11 @@ def run_stages(plan: Plan, stage: str, spec_arg: str, command: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    args = _parser().parse_args(argv)
+    args = _parser().parse_intermixed_args(argv)
     arguments = list(sys.argv[1:] if argv is None else argv)
     command = "python -m wallwm_sim.ablation " + " ".join(arguments)
     try:
-        spec, path = load_spec(args.spec)
+        spec, path = load_spec(args.spec, args.overrides)
         plan = resolve(spec, path)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -103,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except BlockingIOError:
             print(f"error: another ablation driver is running on {plan.output}", file=sys.stderr)
             return 1
-        return run_stages(plan, args.stage, str(path), command)
+        return run_stages(plan, args.stage, [str(path), *args.overrides], command)
 
 
 if __name__ == "__main__":

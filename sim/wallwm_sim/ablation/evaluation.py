@@ -249,8 +249,9 @@ def evaluate_all(plan: Plan, worker: tuple[int, int] = (0, 1)) -> int:
     return 1 if waiting or broken else 0
 
 
-def evaluate_in_workers(plan: Plan, argv_spec: str) -> int:
-    """``eval.jobs`` worker processes of this command (one per share), signals passed on."""
+def evaluate_in_workers(plan: Plan, argv_spec: Sequence[str]) -> int:
+    """``eval.jobs`` worker processes of this command (``argv_spec``: the spec and its
+    overrides), one per share, signals passed on."""
     count = plan.spec.eval.jobs
     if count == 1:
         return evaluate_all(plan)
@@ -264,7 +265,7 @@ def evaluate_in_workers(plan: Plan, argv_spec: str) -> int:
                 sys.executable,
                 "-m",
                 "wallwm_sim.ablation",
-                argv_spec,
+                *argv_spec,
                 "--stage",
                 "eval",
                 "--worker",

@@ -27,6 +27,7 @@ from wallwm_core.training.config import (
     CONFIG_DIR,
     CONFIG_NAMES,
     TrainConfig,
+    apply_overrides,
     check_keys,
     load_train_config,
     shipped_train_config,
@@ -387,8 +388,9 @@ def spec_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> AblationS
     return config_from_dict(AblationSpec, data, source=source)
 
 
-def load_spec(path: str | Path) -> tuple[AblationSpec, Path]:
-    """(spec, its file) from a YAML path or a shipped spec name."""
+def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> tuple[AblationSpec, Path]:
+    """(spec, its file) from a YAML path or a shipped spec name, with ``key=value`` overrides
+    (dotted keys, YAML values, as for training configs: ``output=runs/x``)."""
     path = Path(path)
     if path.suffix not in (".yaml", ".yml"):
         path = shipped_spec(str(path))
@@ -398,7 +400,8 @@ def load_spec(path: str | Path) -> tuple[AblationSpec, Path]:
         raise ConfigError(f"cannot read ablation spec {path}: {error.strerror}") from error
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from error
-    return spec_from_dict(data if data is not None else {}, source=str(path)), path
+    data = apply_overrides(data if data is not None else {}, overrides)
+    return spec_from_dict(data, source=str(path)), path
 
 
 def base_config_path(name: str) -> Path:
