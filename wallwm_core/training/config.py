@@ -285,7 +285,7 @@ def _number_or(value: Any) -> Any:
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """A copy of ``data`` with each ``dotted.key=value`` set (value parsed as YAML)."""
-    result = yaml.safe_load(yaml.safe_dump(data))  # a deep copy of plain data
+    result = yaml.safe_load(yaml.safe_dump(data, sort_keys=False))  # a deep copy, same order
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key:
