@@ -27,8 +27,9 @@ Rows:
   for each thread count (the variants above use the first thread count given).
 
 Configs: ``tiny`` (toy), ``ref`` (the 2-3M config issue 12 measured before this work: video
-128 / action 96 wide, 2x2 patches, 432 video tokens per window, batch 8) and ``cpu`` (the CPU
-training config, ``wallwm_core/configs/model_cpu.yaml`` with ``train_cpu.yaml``'s batch).
+128 / action 96 wide, 2x2 patches, 432 video tokens per window, batch 8), ``cpu`` (the CPU
+training config, ``wallwm_core/configs/model_cpu.yaml`` with ``train_cpu.yaml``'s batch) and
+``cpu64`` (its 64-step variant of the ablation, same batch; windows of 64 steps and 17 frames).
 """
 
 from __future__ import annotations
@@ -284,7 +285,7 @@ def run_case(case: Case, steps: int, folder: str) -> dict[str, Any]:
 
 
 def cases(args: argparse.Namespace) -> list[Case]:
-    batches = {"tiny": 8, "ref": 8, "cpu": args.cpu_batch}
+    batches = {"tiny": 8, "ref": 8, "cpu": args.cpu_batch, "cpu64": args.cpu_batch}
     result = []
     for threads in args.threads:
         for name in args.configs:

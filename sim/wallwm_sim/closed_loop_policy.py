@@ -40,6 +40,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -62,6 +63,9 @@ from wallwm_sim.event_rubric import EVENT_END, EventVerdict, MilestoneTimeline, 
 from wallwm_sim.rollout import EpisodeResult
 from wallwm_sim.sim import InvalidCommandError, SimConfig, TabletopSim
 from wallwm_sim.tasks import Subtask, get_task
+
+if TYPE_CHECKING:
+    from wallwm_core.inference.config import InferenceConfig
 
 logger = logging.getLogger(__name__)
 
@@ -481,8 +485,11 @@ def wallwm_closed_loop(
     checkpoint: str | Path,
     settings: ClosedLoopSettings | None = None,
     device: str | None = None,
+    inference: InferenceConfig | None = None,
 ) -> ClosedLoopPolicy:
-    """A WALL-WM checkpoint as a closed-loop policy for the simulated arm.
+    """A WALL-WM checkpoint as a closed-loop policy for the simulated arm; ``inference``
+    replaces the checkpoint's inference settings (e.g. unified mode for a checkpoint trained on
+    fixed windows).
 
     Raises :class:`~wallwm_core.checkpoint.CheckpointError` (a ValueError) for a missing or
     corrupt checkpoint, and ValueError when it was made for other cameras, joints or frames
@@ -490,7 +497,7 @@ def wallwm_closed_loop(
     """
     from wallwm_core.wallwm_policy import WallWMPolicy
 
-    policy = WallWMPolicy.from_pretrained(checkpoint, device=device)
+    policy = WallWMPolicy.from_pretrained(checkpoint, device=device, inference=inference)
     deployment = policy.deployment
     problems = []
     unknown_cameras = [c for c in deployment.cameras if c not in CAMERA_NAMES]

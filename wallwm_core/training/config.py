@@ -34,7 +34,8 @@ from wallwm_core.inference.config import SamplerConfig
 from wallwm_core.training.data.config import DataConfig
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-CONFIG_NAMES = ("train_smoke", "train_cpu")  # shipped as CONFIG_DIR / f"{name}.yaml"
+# Shipped as CONFIG_DIR / f"{name}.yaml".
+CONFIG_NAMES = ("train_smoke", "train_cpu", "train_ablation")
 
 OptimizerName = Literal["muon_adamw", "adamw"]
 DeviceName = Literal["auto", "cpu", "cuda"]
@@ -284,7 +285,7 @@ def _number_or(value: Any) -> Any:
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """A copy of ``data`` with each ``dotted.key=value`` set (value parsed as YAML)."""
-    result = yaml.safe_load(yaml.safe_dump(data))  # a deep copy of plain data
+    result = yaml.safe_load(yaml.safe_dump(data, sort_keys=False))  # a deep copy, same order
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key:
@@ -319,7 +320,7 @@ def train_config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> T
 
 
 def shipped_train_config(name: str) -> Path:
-    """The path of a shipped training config (``train_smoke``, ``train_cpu``)."""
+    """The path of a shipped training config (a name of :data:`CONFIG_NAMES`)."""
     if name not in CONFIG_NAMES:
         close = difflib.get_close_matches(name, CONFIG_NAMES, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""

@@ -712,7 +712,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Overrides: dotted keys, e.g. optim.lr=3e-4 data.balance_alpha=0 train.steps=20",
     )
     parser.add_argument(
-        "config", nargs="?", help="training config: a YAML path or train_smoke, train_cpu"
+        "config", nargs="?", help="training config: a YAML path or a shipped name (train_cpu, ...)"
     )
     parser.add_argument("overrides", nargs="*", help="key=value overrides")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue this run from 'last'")
