@@ -92,17 +92,11 @@ def bootstrap_difference(
 
 
 def wilson(successes: int, n: int, confidence: float = 0.95) -> Interval:
-    """The success rate with its Wilson score interval (in [0, 1] even at 0 or n successes)."""
+    """The success rate with its Wilson score interval (scipy's ``binomtest``)."""
     if n <= 0:
         return NAN_INTERVAL
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
-    rate = successes / n
-    denominator = 1.0 + z * z / n
-    centre = (rate + z * z / (2 * n)) / denominator
-    half = z / denominator * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n))
-    low = 0.0 if successes == 0 else max(0.0, centre - half)
-    high = 1.0 if successes == n else min(1.0, centre + half)
-    return Interval(rate, low, high, n)
+    ci = stats.binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return Interval(successes / n, float(ci.low), float(ci.high), n)
 
 
 def t_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
