@@ -107,9 +107,11 @@ def test_wallwm_checkpoint_through_the_ros_nodes_over_two_seeds(tmp_path):
         assert sorted(episode["milestones"]) == sorted(m.name for m in milestones)
         points = sum(m.points for m in milestones if episode["milestones"][m.name])
         assert episode["score"] == pytest.approx(100.0 * points / TOTAL_POINTS)
-        assert episode["events"][0]["planner_outcome"] == "TIMED_OUT"
+        # the event running when the 2 s ran out timed out; those before it ended first
+        outcomes = [outcome for _, outcome, _ in episode["event_outcomes"]]
+        assert outcomes[-1] == "TIMED_OUT" and set(outcomes[:-1]) <= {"SUCCEEDED"}, outcomes
+        assert [e["planner_outcome"] for e in episode["events"]] == outcomes
         assert 1.9 <= episode["duration_s"] <= 6.0  # 2 s goal limit, on simulation time
-        assert episode["event_outcomes"][0][1] == "TIMED_OUT"
 
 
 def test_bad_arguments_are_named_before_anything_starts(tmp_path):

@@ -32,10 +32,11 @@ def reports(tmp_path):
     model.append(_episode("pick_place", "novel_layout", 10, [True, False]))
     expert = [_episode("pick_place", "train", 100) for _ in range(3)]
     paths = {}
-    for label, episodes in (("model", model), ("expert", expert)):
-        paths[label] = tmp_path / f"{label}.json"
-        paths[label].write_text(json.dumps({"episodes": episodes}))
-    return paths
+    # the model's episodes come in two reports (two evaluation processes), joined by a comma
+    for name, episodes in (("model_a", model[:2]), ("model_b", model[2:]), ("expert", expert)):
+        paths[name] = tmp_path / f"{name}.json"
+        paths[name].write_text(json.dumps({"episodes": episodes}))
+    return {"model": f"{paths['model_a']},{paths['model_b']}", "expert": paths["expert"]}
 
 
 def test_tables_give_means_intervals_and_event_success(reports, tmp_path, capsys):

@@ -1,7 +1,7 @@
 """Tables and a plot for docs/results.md from evaluation reports (``report.json`` of
 :mod:`wallwm_sim.evaluate` or of the ROS evaluation).
 
-    python -m wallwm_sim.results_table wallwm=build/eval_cpu/report.json \
+    python -m wallwm_sim.results_table wallwm=build/eval_a/report.json,build/eval_b/report.json \
         expert=build/eval_expert/report.json do_nothing=build/eval_idle/report.json \
         --plot docs/figures/results_cpu.png [--command "how the reports were made"]
 
@@ -32,19 +32,23 @@ Report = dict[str, Any]
 
 
 def load_reports(pairs: Sequence[str]) -> dict[str, Report]:
-    """``label=path`` pairs -> {label: report}; ValueError names a bad pair or file."""
+    """``label=path[,path...]`` pairs -> {label: report}, the episodes of several reports of one
+    policy joined; ValueError names a bad pair or file."""
     reports: dict[str, Report] = {}
     for pair in pairs:
-        label, sep, path = pair.partition("=")
-        if not sep or not label or not path:
+        label, sep, paths = pair.partition("=")
+        if not sep or not label or not paths:
             raise ValueError(f"expected LABEL=REPORT.json, got {pair!r}")
-        try:
-            report = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"{label}: cannot read {path}: {error}") from error
-        if not isinstance(report, dict) or not isinstance(report.get("episodes"), list):
-            raise ValueError(f"{label}: {path} is not an evaluation report (no episode list)")
-        reports[label] = report
+        episodes: list[dict[str, Any]] = []
+        for path in paths.split(","):
+            try:
+                report = json.loads(Path(path).read_text())
+            except (OSError, json.JSONDecodeError) as error:
+                raise ValueError(f"{label}: cannot read {path}: {error}") from error
+            if not isinstance(report, dict) or not isinstance(report.get("episodes"), list):
+                raise ValueError(f"{label}: {path} is not an evaluation report (no episode list)")
+            episodes.extend(report["episodes"])
+        reports[label] = {"episodes": episodes}
     return reports
 
 
