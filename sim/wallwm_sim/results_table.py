@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from wallwm_sim.ablation.evaluation import machine
+from wallwm_core.machine_info import machine_description
 from wallwm_sim.ablation.stats import Interval, stratified_bootstrap, wilson
 
 Report = dict[str, Any]
@@ -158,7 +158,12 @@ def plot(reports: dict[str, Report], path: Path, command: str) -> None:
     axes.legend(loc="upper right", fontsize=8)
     created = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     figure.text(
-        0.01, 0.005, f"{created} | {machine()} | {command}", fontsize=6, ha="left", wrap=True
+        0.01,
+        0.005,
+        f"{created} | {machine_description()} | {command}",
+        fontsize=6,
+        ha="left",
+        wrap=True,
     )
     figure.tight_layout(rect=(0, 0.05, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)

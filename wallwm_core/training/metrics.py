@@ -9,10 +9,13 @@ its events after that step the same way.
 from __future__ import annotations
 
 import csv
+import datetime
 import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
+
+from wallwm_core.machine_info import machine_description
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +124,11 @@ class MetricsLog:
         twin_handles = twin.get_legend_handles_labels()
         if handles[0] or twin_handles[0]:
             errors.legend(handles[0] + twin_handles[0], handles[1] + twin_handles[1], fontsize=8)
-        figure.tight_layout()
+        created = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        figure.text(
+            0.01, 0.01, f"{self.path.parent} | {created} | {machine_description()}", fontsize=7
+        )
+        figure.tight_layout(rect=(0, 0.04, 1, 1))
         figure.savefig(self.curves, dpi=90)
         plt.close(figure)
 

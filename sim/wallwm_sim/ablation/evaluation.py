@@ -21,7 +21,6 @@ import json
 import logging
 import math
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from wallwm_core.machine_info import machine_description
 from wallwm_sim.ablation.runs import Stopper, run_status
 from wallwm_sim.ablation.spec import ArmEval, Plan, Run
 
@@ -107,19 +107,6 @@ def shard_done(plan: Plan, shard: Shard, checkpoint: Path) -> bool:
     meta = json.loads(meta_file.read_text())
     wanted = expected_meta(plan, shard, checkpoint)
     return all(meta.get(key) == value for key, value in wanted.items())
-
-
-def machine() -> str:
-    """The CPU model, core count and host name."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} CPUs, {platform.node()}"
 
 
 class ClosedLoopCache:
@@ -207,7 +194,7 @@ def evaluate_shard(plan: Plan, shard: Shard, checkpoint: Path, cache: ClosedLoop
         **expected_meta(plan, shard, checkpoint),
         "checkpoint_step": run_status(shard.run).step,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": machine_description(),
         "wall_s": time.perf_counter() - started,
         "command": " ".join(["python -m wallwm_sim.ablation", *sys.argv[1:]]),
     }

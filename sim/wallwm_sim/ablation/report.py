@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from wallwm_core.machine_info import machine_description
 from wallwm_sim.ablation import stats
 from wallwm_sim.ablation.evaluation import (
     REPORT_FILE,
     checkpoint_of,
-    machine,
     shard_done,
     shards,
 )
@@ -245,7 +245,7 @@ def aggregate(plan: Plan, data: Collected, command: str) -> dict[str, Any]:
     found = sum(len(v) for v in data.episodes.values())
     return {
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": machine_description(),
         "command": command,
         "spec": str(plan.spec_path),
         "protocol_checked": spec.check_protocol,
