@@ -6,7 +6,8 @@ semantics (ranges, consistent sizes) in ``__post_init__`` and raises :class:`Con
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +25,12 @@ def require(condition: bool, message: str) -> None:
     """Raise ConfigError(message) unless ``condition`` holds (the configs' validation checks)."""
     if not condition:
         raise ConfigError(message)
+
+
+def did_you_mean(name: str, names: Sequence[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``names`` to ``name`` (difflib), else ``""``."""
+    close = difflib.get_close_matches(name, list(names), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def config_from_dict(

@@ -15,7 +15,6 @@ Vary a config with ``dataclasses.replace``; :func:`config_to_dict` gives back pl
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +22,7 @@ from typing import Any, Literal
 import yaml
 
 from wallwm_core.action_tokens import token_dim
-from wallwm_core.config_loading import ConfigError, config_from_dict, require
+from wallwm_core.config_loading import ConfigError, config_from_dict, did_you_mean, require
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 # Shipped model configs are CONFIG_DIR / f"{CONFIG_PREFIX}{name}.yaml" (the folder is shared).
@@ -493,8 +492,7 @@ def load_model_config(name_or_path: str | Path) -> ModelConfig:
     if path.suffix not in (".yaml", ".yml"):
         names = shipped_config_names()
         if str(name_or_path) not in names:
-            close = difflib.get_close_matches(str(name_or_path), names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(str(name_or_path), names)
             raise ConfigError(
                 f"unknown model config {str(name_or_path)!r}{hint} (shipped: {names})"
             )

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import yaml
 
-from wallwm_core.config_loading import ConfigError, config_from_dict, require
+from wallwm_core.config_loading import ConfigError, config_from_dict, did_you_mean, require
 from wallwm_core.inference.config import SamplerConfig
 from wallwm_core.training.data.config import DataConfig
 
@@ -322,8 +322,7 @@ def train_config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> T
 def shipped_train_config(name: str) -> Path:
     """The path of a shipped training config (a name of :data:`CONFIG_NAMES`)."""
     if name not in CONFIG_NAMES:
-        close = difflib.get_close_matches(name, CONFIG_NAMES, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, CONFIG_NAMES)
         raise ConfigError(f"unknown training config {name!r}{hint} (shipped: {CONFIG_NAMES})")
     return CONFIG_DIR / f"{name}.yaml"
 

@@ -10,10 +10,9 @@ field (``staircase.relay_layer=4 ...``).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from pathlib import Path
 
-from wallwm_core.config_loading import ConfigError, load_config, require
+from wallwm_core.config_loading import ConfigError, did_you_mean, load_config, require
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -186,8 +185,7 @@ def load_vlm_config(name_or_path: str | Path) -> VLMConfig:
     if path.suffix not in (".yaml", ".yml"):
         names = available_configs()
         if str(name_or_path) not in names:
-            close = difflib.get_close_matches(str(name_or_path), names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(str(name_or_path), names)
             raise ConfigError(f"unknown VLM config {str(name_or_path)!r} (have {names}){hint}")
         path = CONFIG_DIR / f"{name_or_path}.yaml"
     return load_config(VLMConfig, path)

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import yaml
 
-from wallwm_core.config_loading import ConfigError, config_from_dict, require
+from wallwm_core.config_loading import ConfigError, config_from_dict, did_you_mean, require
 from wallwm_core.model.config import config_to_dict, load_model_config
 from wallwm_core.training.config import (
     CONFIG_DIR,
@@ -366,10 +366,7 @@ def _check_overrides(where: str, overrides: Sequence[str], reserved: Mapping[str
 def shipped_spec(name: str) -> Path:
     """The path of a shipped ablation spec (``ablation_cpu``)."""
     if name not in SPEC_NAMES:
-        import difflib
-
-        close = difflib.get_close_matches(name, SPEC_NAMES, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, SPEC_NAMES)
         raise ConfigError(f"unknown ablation spec {name!r}{hint} (shipped: {SPEC_NAMES})")
     return CONFIG_DIR / f"{name}.yaml"
 

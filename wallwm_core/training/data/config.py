@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from collections.abc import Mapping
 from typing import Any
 
+from wallwm_core.config_loading import did_you_mean
 from wallwm_core.episode_format import TRACKS
 
 WINDOW_MODES = ("event", "fixed")
@@ -93,8 +93,7 @@ class DataConfig:
         names = [field.name for field in dataclasses.fields(cls)]
         for key in data:
             if key not in names:
-                close = difflib.get_close_matches(str(key), names, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
+                hint = did_you_mean(str(key), names)
                 raise ValueError(f"unknown data config key {key!r}{hint} (valid: {names})")
         if "paths" not in data:
             raise ValueError("data.paths is required (dataset folders with episodes.jsonl)")
