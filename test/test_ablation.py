@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from wallwm_core.config_loading import ConfigError
+from wallwm_core.file_lock import try_lock
 from wallwm_core.training.config import train_config_to_dict
 from wallwm_sim.ablation import evaluation, report, runs, stats
 from wallwm_sim.ablation.__main__ import main
@@ -382,10 +383,10 @@ def test_run_decisions(tmp_path) -> None:
     refusal = runs.prepare(run)
     assert isinstance(refusal, str) and "optim.lr: run has 0.5" in refusal
     assert "runtime" not in refusal
-    lock = runs._lock(tmp_path / "x.lock")
-    assert lock is not None and runs._lock(tmp_path / "x.lock") is None
+    lock = try_lock(tmp_path / "x.lock")
+    assert lock is not None and try_lock(tmp_path / "x.lock") is None
     lock.close()
-    assert runs._lock(tmp_path / "x.lock") is not None
+    assert try_lock(tmp_path / "x.lock") is not None
 
 
 # ----------------------------------------------------------------------------------------------

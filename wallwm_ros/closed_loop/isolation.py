@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from wallwm_core.config_loading import ConfigError
+from wallwm_core.file_lock import try_lock
 
 # ROS domain ids are 0..232 (above 101 they may collide with Linux's ephemeral ports, but they
 # work where those are not in use; the tests use 1..200).
@@ -44,11 +45,9 @@ class Claim:
 
 
 def _try_lock(path: Path) -> IO[str] | None:
-    handle = path.open("a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
+    """``try_lock`` that writes this process's id into the file it holds (for ``_holder``)."""
+    handle = try_lock(path)
+    if handle is None:
         return None
     handle.seek(0)
     handle.truncate()

@@ -8,13 +8,13 @@ N (run the same command again to continue).
 from __future__ import annotations
 
 import argparse
-import fcntl
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from wallwm_core.config_loading import ConfigError
+from wallwm_core.file_lock import try_lock
 from wallwm_sim.ablation import evaluation, report, runs
 from wallwm_sim.ablation.spec import Plan, load_spec, resolve
 
@@ -102,13 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.worker is not None:
         return evaluation.evaluate_all(plan, args.worker)
-    plan.output.mkdir(parents=True, exist_ok=True)
-    with (plan.output / ".driver.lock").open("w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"error: another ablation driver is running on {plan.output}", file=sys.stderr)
-            return 1
+    lock = try_lock(plan.output / ".driver.lock")
+    if lock is None:
+        print(f"error: another ablation driver is running on {plan.output}", file=sys.stderr)
+        return 1
+    with lock:
         return run_stages(plan, args.stage, [str(path), *args.overrides], command)
 
 

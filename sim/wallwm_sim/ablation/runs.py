@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import json
 import logging
 import os
@@ -34,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from wallwm_core.file_lock import try_lock
 from wallwm_core.training.config import train_config_to_dict
 from wallwm_sim.ablation.spec import Plan, Run
 
@@ -149,18 +149,6 @@ class Stopper:
                     process.send_signal(signal.SIGTERM)
 
 
-def _lock(path: Path) -> Any | None:
-    """An exclusive non-blocking lock on ``path``; None if another process holds it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = path.open("w")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        return None
-    return handle
-
-
 def prepare(run: Run) -> bool | str:
     """Decide how ``run`` starts: True to resume, False to start afresh, or why not to run it
     ("done" or a refusal message)."""
@@ -225,7 +213,7 @@ def train_all(plan: Plan, runs: Sequence[Run] | None = None) -> int:
                 run = next(pending, None)
                 if run is None:
                     break
-                lock = _lock(run.run_dir.with_name(run.run_dir.name + ".lock"))
+                lock = try_lock(run.run_dir.with_name(run.run_dir.name + ".lock"))
                 if lock is None:
                     logger.error("%s: another process is training it; skipped", run.key)
                     failed.append(run.key)
