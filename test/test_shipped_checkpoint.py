@@ -17,7 +17,12 @@ import pytest
 import safetensors.numpy
 import yaml
 
-from wallwm_sim.closed_loop_policy import ClosedLoopSettings, SimulatedArm, wallwm_closed_loop
+from wallwm_sim.closed_loop_policy import (
+    ClosedLoopPolicy,
+    ClosedLoopSettings,
+    SimulatedArm,
+    wallwm_closed_loop,
+)
 from wallwm_sim.sim import TabletopSim
 from wallwm_sim.untrained_checkpoint import shipped_checkpoint
 
@@ -37,6 +42,12 @@ def checkpoint() -> Path:
     path = shipped_checkpoint()
     assert path is not None, "wallwm_core ships no checkpoint (wallwm_core/checkpoints/)"
     return path
+
+
+@pytest.fixture(scope="module")
+def closed_loop(checkpoint: Path) -> ClosedLoopPolicy:
+    """The shipped checkpoint as the harness runs it (loaded once for the tests below)."""
+    return wallwm_closed_loop(checkpoint, ClosedLoopSettings(image_size=64))
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +76,10 @@ def test_the_shipped_checkpoint_is_trained_small_and_documented(checkpoint):
         assert (checkpoint / "training" / name).stat().st_size > 0, name
 
 
-def test_first_chunk_follows_the_expert_open_loop(checkpoint, expert_episodes):
+def test_first_chunk_follows_the_expert_open_loop(closed_loop, expert_episodes):
     """The first chunk of the first event, from the episode's first observation, against the
     expert's recorded targets at the same times; holding still is the baseline it must beat."""
-    policy = wallwm_closed_loop(checkpoint, ClosedLoopSettings(image_size=64))
+    policy = closed_loop
     settings = policy.settings
     errors, holds = [], []
     with TabletopSim(policy.sim_config()) as sim:
@@ -93,8 +104,8 @@ def test_first_chunk_follows_the_expert_open_loop(checkpoint, expert_episodes):
     assert error_mm <= MAX_FIRST_CHUNK_ERROR_MM, (error_mm, MEASURED_FIRST_CHUNK_ERROR_MM)
 
 
-def test_closed_loop_task_progress_on_two_training_seeds(checkpoint):
-    policy = wallwm_closed_loop(checkpoint, ClosedLoopSettings(image_size=64))
+def test_closed_loop_task_progress_on_two_training_seeds(closed_loop):
+    policy = closed_loop
     results = []
     with TabletopSim(policy.sim_config()) as sim:
         for seed in SEEDS:
