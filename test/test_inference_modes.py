@@ -9,6 +9,7 @@ import torch
 
 from wallwm_core.config_loading import ConfigError
 from wallwm_core.inference import (
+    InferenceConfig,
     SamplerConfig,
     StaircaseCondition,
     StaircaseProjection,
@@ -157,6 +158,43 @@ def test_cached_and_naive_video_features_give_the_same_actions(model: WallWM) ->
     assert float(cached.actions.abs().max()) > 0.0
     with pytest.raises(ValueError, match="video_features"):
         sampler.sample(inputs, steps, noise=noise, video_features="sometimes")
+
+
+@torch.no_grad()
+def test_future_video_noise_skips_the_video_and_reads_pure_noise(model: WallWM) -> None:
+    inputs = make_inputs(model)
+    shapes = ((2, 2, 3, TINY.codec.latent_channels, 4, 4), (2, 12, TOKEN_DIM))
+    noise = WindowNoise.draw(*shapes, torch.Generator().manual_seed(2), "cpu")
+    other_video = dataclasses.replace(noise, video=noise.video + 1.0)
+    steps = torch.tensor([12, 7])
+    noise_mode = WindowSampler(model, dataclasses.replace(FAST, future_video="noise"))
+    first = noise_mode.sample(inputs, steps, noise=noise)
+    # No video is denoised: the video noise does not matter and the future comes back zero.
+    assert torch.equal(first.actions, noise_mode.sample(inputs, steps, noise=other_video).actions)
+    assert not first.future_latents.any() and float(first.actions.abs().max()) > 0.0
+    # The anchor noise is what the action tower reads as the future (t = 1): it matters.
+    other_anchor = dataclasses.replace(noise, anchor=noise.anchor + 1.0)
+    assert not torch.equal(
+        first.actions, noise_mode.sample(inputs, steps, noise=other_anchor).actions
+    )
+    # The predicted path (the default) depends on the video noise.
+    predicted = WindowSampler(model, FAST)
+    assert not torch.equal(
+        predicted.sample(inputs, steps, noise=noise).actions,
+        predicted.sample(inputs, steps, noise=other_video).actions,
+    )
+
+
+def test_future_video_noise_needs_a_model_trained_for_it() -> None:
+    config = InferenceConfig(sampler=SamplerConfig(future_video="noise"))
+    with pytest.raises(ConfigError, match="action_video_dropout"):
+        config.validate_for(TINY)
+    trained = dataclasses.replace(
+        TINY, objective=dataclasses.replace(TINY.objective, action_video_dropout=0.5)
+    )
+    config.validate_for(trained)
+    with pytest.raises(ConfigError, match="future_video"):
+        SamplerConfig(future_video="imagined")
 
 
 @torch.no_grad()

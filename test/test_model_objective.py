@@ -111,6 +111,39 @@ def test_action_noise_levels_and_asymmetric_mapping(batch: Batch) -> None:
     assert action_batches == [2 * 3]
 
 
+def test_action_video_dropout_reads_the_future_as_noise(batch: Batch) -> None:
+    model = fresh_model()
+    with torch.no_grad():
+        model.action_tower.action_out.weight.normal_(std=0.1)  # actions depend on the video
+
+    def with_dropout(p: float):
+        objective = dataclasses.replace(TINY.objective, action_video_dropout=p)
+        return dataclasses.replace(TINY, objective=objective)
+
+    calls: list[torch.Tensor] = []
+    hook = model.video_tower.register_forward_hook(
+        lambda module, args, output: calls.append(args[1].clone())
+    )
+    try:
+        loss_of(model, batch, config=with_dropout(1.0))
+    finally:
+        hook.remove()
+    anchor_copy = calls[0][2:]  # [random-t copy | anchor copy], batch 2
+    assert bool((anchor_copy[:, 0] == 0).all()) and bool((anchor_copy[:, 1:] == 1.0).all())
+
+    # With every sample dropped, the action loss does not see the future frames at all; with
+    # none dropped (the paper's objective) it does.
+    future = batch.video_latents.clone()
+    future[:, :, 1:] += 3.0
+    changed = dataclasses.replace(batch, video_latents=future)
+    for p, sees_future in ((1.0, False), (0.0, True)):
+        config = with_dropout(p)
+        a, b = loss_of(model, batch, config=config), loss_of(model, changed, config=config)
+        assert bool(a.action != b.action) is sees_future, p
+    with pytest.raises(ValueError, match="action_video_dropout"):
+        with_dropout(1.5)
+
+
 def test_precomputed_text_embeddings(batch: Batch) -> None:
     """An external encoder's embeddings stand in for the model's own text encoder."""
     model = fresh_model()

@@ -225,3 +225,40 @@ def test_dataset_error_exits_2_and_writes_nothing(tmp_path: Path) -> None:
 
     code = train.main([SMOKE, f"run_dir={tmp_path / 'r'}"], prepare=prepare)
     assert code == 2 and not (tmp_path / "r").exists()
+
+
+def test_init_from_starts_from_a_checkpoints_weights(tmp_path: Path) -> None:
+    source, tuned = tmp_path / "source", tmp_path / "tuned"
+    assert _run(source, "train.steps=2", "train.checkpoint_interval=2") == 0
+    # Zero steps of training cannot happen (steps >= 1), so compare the saved step-1 EMA,
+    # which starts from the loaded weights and moves by (1 - decay) towards the raw ones.
+    assert _run(tuned, "train.steps=1", f"init_from={source / 'last'}") == 0
+    loaded = safetensors.torch.load_file(str(source / "last" / "model.safetensors"))
+    fresh = tmp_path / "fresh"
+    assert _run(fresh, "train.steps=1") == 0
+    tuned_ema, fresh_ema = _weights(tuned / "last", "ema"), _weights(fresh / "last", "ema")
+    name = next(n for n in tuned_ema if n in loaded and not torch.equal(loaded[n], fresh_ema[n]))
+    # The fine-tune's EMA is near the loaded weights, the fresh run's is not.
+    assert (tuned_ema[name] - loaded[name]).abs().max() < (
+        fresh_ema[name] - loaded[name]
+    ).abs().max()
+    resolved = yaml.safe_load((tuned / "config.yaml").read_text())
+    assert resolved["init_from"] == str(source / "last")
+
+
+def test_init_from_bad_checkpoint_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    missing = train.main([SMOKE, f"run_dir={tmp_path / 'a'}", f"init_from={tmp_path / 'none'}"])
+    assert missing == 2 and not (tmp_path / "a").exists()
+    source = tmp_path / "source"
+    assert _run(source, "train.steps=2", "train.checkpoint_interval=2") == 0
+
+    def other_codec(*args, **kwargs):
+        prepared = synthetic_prepare(*args, **kwargs)
+        with torch.no_grad():
+            next(prepared.codec.parameters()).add_(1.0)
+        return prepared
+
+    code = _run(tmp_path / "b", f"init_from={source / 'last'}", prepare=other_codec)
+    assert code == 2 and not (tmp_path / "b").exists()
+    other_model = _run(tmp_path / "c", "model=small", f"init_from={source / 'last'}")
+    assert other_model == 2 and not (tmp_path / "c").exists()

@@ -15,6 +15,7 @@ from wallwm_core.model.config import ModelConfig
 
 InferenceMode = Literal["event", "unified"]
 VideoFeaturePath = Literal["cached", "naive"]
+FutureVideo = Literal["predicted", "noise"]
 
 
 def _positive_int(section: str, name: str, value: object) -> None:
@@ -30,11 +31,16 @@ class SamplerConfig:
     steps of the action tower. ``video_features``: ``"cached"`` runs the video tower once per
     chunk at the anchor noise level and reuses its per-block features for every action step;
     ``"naive"`` re-runs it at every action step (same result, for benchmarks and tests).
+    ``future_video``: what the action tower reads as the future frames: ``"predicted"`` (the
+    paper: the denoised future, re-noised to the anchor level) or ``"noise"`` (no video is
+    denoised; the future frames are pure noise, t = 1, and the actions come from the observation
+    alone; only for a model trained with ``objective.action_video_dropout > 0``).
     """
 
     video_steps: int = 8
     action_steps: int = 10
     video_features: VideoFeaturePath = "cached"
+    future_video: FutureVideo = "predicted"
 
     def __post_init__(self) -> None:
         _positive_int("sampler", "video_steps", self.video_steps)
@@ -42,6 +48,10 @@ class SamplerConfig:
         if self.video_features not in ("cached", "naive"):
             raise ConfigError(
                 f"sampler.video_features must be 'cached' or 'naive', got {self.video_features!r}"
+            )
+        if self.future_video not in ("predicted", "noise"):
+            raise ConfigError(
+                f"sampler.future_video must be 'predicted' or 'noise', got {self.future_video!r}"
             )
 
 
@@ -84,7 +94,14 @@ class InferenceConfig:
             raise ConfigError(f"inference.seed must be a non-negative integer, got {self.seed!r}")
 
     def validate_for(self, model: ModelConfig) -> None:
-        """Raise ConfigError if the unified window does not fit what ``model`` was trained on."""
+        """Raise ConfigError if the unified window does not fit what ``model`` was trained on,
+        or the sampler reads noise as future video from a model never trained to."""
+        if self.sampler.future_video == "noise" and model.objective.action_video_dropout <= 0.0:
+            raise ConfigError(
+                "inference.sampler.future_video='noise' needs a model trained with "
+                "objective.action_video_dropout > 0 (this one has 0: its actions read the "
+                "predicted future video; use future_video='predicted')"
+            )
         unified, limits = self.unified, model.limits
         frames = unified.history_frames + 1 + unified.future_frames
         if frames > limits.max_latent_frames:

@@ -16,6 +16,10 @@ integration itself is :func:`~wallwm_core.flow_matching.euler_integrate`. One wi
    benchmarks; it gives the same actions).
 3. **Actions**: ``sampler.action_steps`` Euler steps of the action tower from noise.
 
+With ``sampler.future_video = "noise"`` step 1 is skipped: the anchor pass reads the future
+frames as pure noise (t = 1), as a model trained with ``objective.action_video_dropout`` saw
+them, and the returned future latents are zero (no video prediction).
+
 Variable lengths (event mode) are padding + masks: sample ``b`` has ``action_steps[b]`` real
 steps and ``ceil(action_steps[b] / K_p)`` real future frames; padded steps and frames are
 masked (they never change real outputs) and zero in the result.
@@ -192,13 +196,17 @@ class WindowSampler:
     def anchor_video_input(
         self, inputs: WindowInputs, future: torch.Tensor, noise: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Whole-window latents with the future at the anchor noise level, and per-frame times."""
+        """Whole-window latents with the future at the anchor noise level (pure noise with
+        ``future_video = "noise"``), and per-frame times."""
         context = inputs.context_latents.float()
         latents = torch.cat([context, future], dim=2)
         context_frames = torch.arange(latents.shape[2], device=latents.device) < context.shape[2]
-        times = torch.where(
-            context_frames, 0.0, self.model.config.objective.action_video_noise_level
-        ).expand(inputs.batch_size, -1)
+        level = (
+            1.0
+            if self.config.future_video == "noise"
+            else self.model.config.objective.action_video_noise_level
+        )
+        times = torch.where(context_frames, 0.0, level).expand(inputs.batch_size, -1)
         full_noise = torch.cat([torch.zeros_like(context), noise.float()], dim=2)
         return noise_video(latents, full_noise, times), times
 
@@ -336,7 +344,10 @@ class WindowSampler:
                 f"match the window {video_shape} / {action_shape}"
             )
 
-        future = self.sample_video(inputs, video_mask, noise.video)
+        if self.config.future_video == "noise":
+            future = torch.zeros_like(noise.video, dtype=torch.float32)
+        else:
+            future = self.sample_video(inputs, video_mask, noise.video)
         anchor_latents, anchor_times = self.anchor_video_input(inputs, future, noise.anchor)
         actions = self.sample_actions(
             inputs,

@@ -311,6 +311,10 @@ class ObjectiveConfig:
     - ``num_action_noise_levels``: action noise draws per sample reusing one video pass.
     - ``action_video_noise_level``: the fixed, nearly clean video noise level at which the
       action branch reads video features (the asymmetric mapping).
+    - ``action_video_dropout``: the fraction of samples whose *future* frames the action branch
+      reads as pure noise (t = 1) instead, so that it also learns to act from the observation
+      alone (the context frames stay clean). 0 is the paper's objective; a model trained with
+      it > 0 can be served with ``sampler.future_video: noise`` (docs/training.md).
     - ``dct_loss_weight``: weight of the L1 loss on the orthonormal DCT-II (over time) of the
       predicted clean action error; 0 disables it.
     - ``event_length_scale_s``: Δt is regressed in units of this many seconds (Huber, ``huber_delta``).
@@ -328,12 +332,14 @@ class ObjectiveConfig:
     event_length_scale_s: float
     logit_mean: float = 0.0
     logit_std: float = 1.0
+    action_video_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         _floats(
             "objective",
             self,
             "action_video_noise_level",
+            "action_video_dropout",
             "video_loss_weight",
             "action_loss_weight",
             "dct_loss_weight",
@@ -348,6 +354,10 @@ class ObjectiveConfig:
             0.0 <= self.action_video_noise_level < 1.0,
             f"objective.action_video_noise_level must be in [0, 1), got "
             f"{self.action_video_noise_level}",
+        )
+        require(
+            0.0 <= self.action_video_dropout <= 1.0,
+            f"objective.action_video_dropout must be in [0, 1], got {self.action_video_dropout}",
         )
         for name in (
             "video_loss_weight",

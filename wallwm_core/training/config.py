@@ -11,6 +11,8 @@ key)::
     optim: {...}                # optimiser, warmup + cosine schedule, clipping, EMA (OptimConfig)
     runtime: {...}              # threads, device, precision, compile, DDP/FSDP2 (RuntimeConfig)
     eval: {...}                 # validation windows and sampler steps (EvalConfig)
+    init_from: null             # or a checkpoint folder: start from its (EMA) weights; the
+                                # optimiser, step count and EMA start fresh (a fine-tune)
 
 Overrides on the command line use dotted keys (``optim.lr=3e-4 data.balance_alpha=0``); the
 value is parsed as YAML (numbers, booleans, lists).
@@ -219,10 +221,15 @@ class TrainConfig:
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         require(isinstance(self.model, str) and self.model, "model must be a config name or path")
         require(isinstance(self.run_dir, str) and self.run_dir, "run_dir must be a folder path")
+        require(
+            self.init_from is None or (isinstance(self.init_from, str) and self.init_from),
+            f"init_from must be a checkpoint folder or null, got {self.init_from!r}",
+        )
         _int_at_least("", self, 0, "seed")
         require(
             not (self.runtime.parallel == "fsdp2" and self.optim.optimizer == "muon_adamw"),

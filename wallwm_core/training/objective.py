@@ -10,7 +10,10 @@ Time convention of :mod:`wallwm_core.flow_matching` (t = 0 data, t = 1 noise, ta
    noised to the fixed, nearly clean level ``objective.action_video_noise_level`` (context
    frames clean); both copies run through the video tower in ONE batched forward. The first
    copy's velocity gives the video loss, the second copy's per-block features condition the
-   action tower, exactly as at inference, where they are computed once per chunk.
+   action tower, exactly as at inference, where they are computed once per chunk. With
+   ``objective.action_video_dropout = p > 0`` a fraction p of the samples (one draw each) get
+   their future frames in the second copy at t = 1 instead (pure noise), so that the action
+   tower also learns to act from the observation alone.
 3. Actions: ``objective.num_action_noise_levels`` independent (t_a, noise) draws per sample
    reuse that single video pass (``B' = r * B``, sample-major).
 4. DCT auxiliary: L1 on the orthonormal DCT-II over time of the predicted clean-action error
@@ -141,7 +144,11 @@ def compute_loss(
         inputs.append(noise_video(latents, noise, frame_times))
         times.append(frame_times)
     if want_action:
-        anchor_times = torch.where(context, 0.0, objective.action_video_noise_level)
+        level = torch.full((num_samples,), objective.action_video_noise_level, device=device)
+        if objective.action_video_dropout > 0.0:
+            draw = torch.rand(num_samples, generator=generator, device=device)
+            level = torch.where(draw < objective.action_video_dropout, 1.0, level)
+        anchor_times = torch.where(context, 0.0, level[:, None])
         inputs.append(noise_video(latents, noise, anchor_times))
         times.append(anchor_times)
 

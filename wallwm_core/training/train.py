@@ -45,6 +45,8 @@ from wallwm_core.checkpoint import (
     Checkpoint,
     CheckpointError,
     CheckpointMetadata,
+    load_checkpoint,
+    load_module_state,
     save_checkpoint,
     unique_state_dict,
 )
@@ -456,6 +458,25 @@ def resolve_codec(prepared: Any) -> nn.Module:
     return codec
 
 
+def init_weights(model: WallWM, codec: nn.Module, path: str | Path) -> None:
+    """Copy a checkpoint's weights into ``model`` (``train.init_from``); the checkpoint must have
+    the same architecture and the codec this run encodes with (its latents are the inputs)."""
+    try:
+        checkpoint = load_checkpoint(path)
+        load_module_state(model, checkpoint.model_state, str(path))
+    except (OSError, ValueError) as error:
+        raise BadInputError(f"init_from {path}: {error}") from error
+    codec_state = codec.state_dict()
+    same_codec = checkpoint.codec_state.keys() == codec_state.keys() and all(
+        torch.equal(checkpoint.codec_state[k].cpu(), v.cpu()) for k, v in codec_state.items()
+    )
+    if not same_codec:
+        raise BadInputError(
+            f"init_from {path}: its codec differs from the one this run trained or loaded from "
+            "the cache (the model's latents would not match; use the same data.* codec settings)"
+        )
+
+
 def resolve_stats(
     prepared: Any, model_config: ModelConfig
 ) -> tuple[NormalizationStats, NormalizationStats]:
@@ -586,6 +607,9 @@ def _run(
     if not isinstance(deployment, DeploymentMetadata):
         raise BadInputError("prepare_data returned no deployment metadata for the checkpoint")
     deployment.validate_for(model_config)
+    if config.init_from is not None and resume_from is None:
+        init_weights(model, codec, config.init_from)
+        log(f"weights from {config.init_from} (init_from)")
     context = RunContext(
         config, model_config, run_dir, info, codec, action_stats, state_stats, deployment
     )
