@@ -376,3 +376,23 @@ def test_the_shipped_checkpoint_is_the_default_else_an_untrained_one_is_written(
     written = (Path(path) / "model.safetensors").stat().st_mtime_ns
     assert untrained.checkpoint_for_sim("", tmp_path) == (path, True)
     assert (Path(path) / "model.safetensors").stat().st_mtime_ns == written  # reused
+
+
+def test_replan_fraction_sets_how_often_chunks_are_inferred(tiny_checkpoint, tmp_path, capsys):
+    def chunks(fraction: str) -> int:
+        out = tmp_path / f"eval_{fraction}"
+        code = main(
+            [
+                "--policy", "wallwm", "--checkpoint", str(tiny_checkpoint), "--tasks",
+                "pick_place", "--seeds", "0", "--max-duration", "2.0", "--image-size", "64",
+                "--replan-fraction", fraction, "--output", str(out),
+            ]
+        )  # fmt: skip
+        assert code == 0
+        report = json.loads((out / "report.json").read_text())
+        return len(report["episodes"][0]["chunk_latencies_ms"])
+
+    # The tiny model's chunks last 0.6 s: in 2 s, replanning after 30% asks for more of them.
+    assert chunks("0.3") > chunks("1.0")
+    code = main(["--policy", "wallwm", "--replan-fraction", "1.5", "--output", str(tmp_path)])
+    assert code == 2 and "replan_fraction" in capsys.readouterr().err

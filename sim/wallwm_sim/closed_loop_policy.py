@@ -98,6 +98,8 @@ class ClosedLoopSettings:
     controller_config: str = ""
 
     def __post_init__(self) -> None:
+        if not 0.0 < self.replan_fraction <= 1.0:
+            raise ValueError(f"replan_fraction must lie in (0, 1], got {self.replan_fraction}")
         if self.latency not in LATENCY_MODES:
             raise ValueError(f"latency must be one of {LATENCY_MODES}, got {self.latency!r}")
         if self.fixed_latency_s < 0.0 or (self.latency == "fixed") != (self.fixed_latency_s > 0):

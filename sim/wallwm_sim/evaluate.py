@@ -389,9 +389,15 @@ def _wallwm_factory(
     from wallwm_sim.untrained_checkpoint import UNTRAINED_NOTE, checkpoint_for_sim
 
     latency, fixed_s = args.latency
-    settings = ClosedLoopSettings(
-        latency=latency, fixed_latency_s=fixed_s, image_size=args.image_size or 224
-    )
+    try:
+        settings = ClosedLoopSettings(
+            latency=latency,
+            fixed_latency_s=fixed_s,
+            image_size=args.image_size or 224,
+            replan_fraction=args.replan_fraction,
+        )
+    except ValueError as error:
+        return str(error)
     if args.checkpoint is not None and not args.checkpoint.strip():
         return "--checkpoint is empty"
     checkpoint, untrained = checkpoint_for_sim(args.checkpoint or "", args.output / "work")
@@ -423,6 +429,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency", type=parse_latency, default=("none", 0.0), help=LATENCY_HELP)
     parser.add_argument(
         "--device", default=None, help="--policy wallwm: cpu or cuda (default: CUDA if present)"
+    )
+    parser.add_argument(
+        "--replan-fraction",
+        type=float,
+        default=ClosedLoopSettings.replan_fraction,
+        help="--policy wallwm: infer the next chunk once this fraction of a chunk has run "
+        "(the policy node's replan_fraction parameter; default %(default)s)",
     )
     add_episode_arguments(parser, default_seeds="0-4")
     parser.add_argument(
