@@ -39,6 +39,25 @@ def test_ship_copies_the_inference_checkpoint_and_its_training_record(run_dir, t
     assert yaml.safe_load((out / "training" / "shipped.yaml").read_text())["checkpoint"] == "best"
 
 
+def test_a_fine_tuned_run_ships_the_run_it_started_from(run_dir, tmp_path):
+    tuned = tmp_path / "tuned"
+    argv = [str(shipped_train_config("train_smoke")), f"run_dir={tuned}", *FAST]
+    argv += ["train.steps=2", "train.eval_interval=2", f"init_from={run_dir / 'step_000004'}"]
+    assert train.main(argv, prepare=synthetic_prepare) == 0
+    out = tmp_path / "shipped"
+    assert ship.main([str(tuned), "--out", str(out)]) == 0
+    base = out / "training" / "init_from"
+    assert (base / "metrics.csv").read_bytes() == (run_dir / "metrics.csv").read_bytes()
+    assert (base / "config.yaml").read_bytes() == (run_dir / "config.yaml").read_bytes()
+    assert (out / "training" / "metrics.csv").read_bytes() == (tuned / "metrics.csv").read_bytes()
+    record = yaml.safe_load((out / "training" / "shipped.yaml").read_text())
+    assert record["init_from"] == str(run_dir / "step_000004")
+    # A run that was not fine-tuned ships no such folder.
+    plain = tmp_path / "plain"
+    assert ship.main([str(run_dir), "--out", str(plain)]) == 0
+    assert not (plain / "training" / "init_from").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [

@@ -10,6 +10,10 @@ statistics; no optimiser or raw weights) plus what made it, under ``training/``:
 verified before anything is written, and the copy is refused when it would exceed ``--max-mb``.
 An existing ``--out`` is replaced only after the new copy is complete.
 
+A fine-tuned run (``init_from`` in its config) also ships the run it started from: the same
+training files of the run that holds the ``init_from`` checkpoint, under ``training/init_from/``
+(``shipped.yaml`` names that checkpoint), so the whole history of the weights travels with them.
+
 Exit codes: 0 written, 2 bad input (nothing written).
 """
 
@@ -72,6 +76,21 @@ def resolve_checkpoint(run_dir: Path, which: str) -> Path:
     return path
 
 
+INIT_FROM_DIR = "init_from"
+
+
+def base_run_files(run_dir: Path) -> tuple[str | None, list[Path]]:
+    """(the run's ``init_from`` checkpoint, the training files of the run holding it)."""
+    config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    init_from = config.get("init_from") if isinstance(config, dict) else None
+    if not init_from:
+        return None, []
+    base = Path(init_from).parent
+    if not (base / "config.yaml").is_file():
+        return str(init_from), []
+    return str(init_from), [base / name for name in RUN_FILES if (base / name).is_file()]
+
+
 def ship(run_dir: Path, out: Path, which: str = ckpt.BEST, max_mb: float = DEFAULT_MAX_MB) -> Path:
     """Write the shippable copy of ``run_dir``'s checkpoint ``which`` to ``out``; return ``out``."""
     source = resolve_checkpoint(run_dir, which)
@@ -83,7 +102,8 @@ def ship(run_dir: Path, out: Path, which: str = ckpt.BEST, max_mb: float = DEFAU
         raise ShipError(f"{source}: status is {checkpoint.metadata.status!r}, not 'trained'")
     files = [source / name for name in CHECKPOINT_FILES]
     extras = [run_dir / name for name in RUN_FILES if (run_dir / name).is_file()]
-    size_mb = sum(p.stat().st_size for p in files + extras) / 1e6
+    init_from, base_files = base_run_files(run_dir)
+    size_mb = sum(p.stat().st_size for p in files + extras + base_files) / 1e6
     if size_mb > max_mb:
         raise ShipError(f"{source}: {size_mb:.1f} MB with its training files, over {max_mb} MB")
 
@@ -94,6 +114,10 @@ def ship(run_dir: Path, out: Path, which: str = ckpt.BEST, max_mb: float = DEFAU
         shutil.copyfile(path, tmp / path.name)
     for path in extras:
         shutil.copyfile(path, tmp / TRAINING_DIR / path.name)
+    if base_files:
+        (tmp / TRAINING_DIR / INIT_FROM_DIR).mkdir()
+    for path in base_files:
+        shutil.copyfile(path, tmp / TRAINING_DIR / INIT_FROM_DIR / path.name)
     record = {
         "run_dir": str(run_dir),
         "checkpoint": source.resolve().name if which != ckpt.BEST else ckpt.BEST,
@@ -101,6 +125,8 @@ def ship(run_dir: Path, out: Path, which: str = ckpt.BEST, max_mb: float = DEFAU
         "shipped_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "size_mb": round(size_mb, 2),
     }
+    if init_from is not None:
+        record["init_from"] = init_from
     (tmp / TRAINING_DIR / SHIPPED_FILE).write_text(yaml.safe_dump(record, sort_keys=False))
     load_checkpoint(tmp)  # the copy verifies too
     shutil.rmtree(out, ignore_errors=True)
