@@ -12,7 +12,14 @@ setup(
     name=PACKAGE_NAME,
     version="0.1.0",
     packages=find_packages(include=["wallwm_core", "wallwm_core.*", "wallwm_ros", "wallwm_ros.*"]),
-    package_data={"wallwm_core": ["configs/*.yaml", "checkpoints/*/*", "checkpoints/*/training/*"]},
+    package_data={
+        "wallwm_core": [
+            "configs/*.yaml",
+            "checkpoints/*/*",
+            "checkpoints/*/training/*",
+            "checkpoints/*/training/init_from/*",
+        ]
+    },
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE_NAME}"]),
         (f"share/{PACKAGE_NAME}", ["package.xml"]),
