@@ -45,7 +45,7 @@ from wallwm_core.model.wallwm import WallWM
 from wallwm_core.normalization import NormalizationStats
 from wallwm_core.training.batch import Batch
 from wallwm_core.training.config import train_config_from_dict
-from wallwm_core.training.validation import VAL_SEED, _text, pose_errors
+from wallwm_core.training.validation import VAL_SEED, batch_text, pose_errors
 
 SOURCES = ("predicted", "recorded", "noise")
 PrepareFn = Callable[..., Any]
@@ -62,7 +62,7 @@ def sample_with_future(
     context = model.config.objective.context_latent_frames
     inputs = WindowInputs(
         context_latents=batch.video_latents[:, :, :context],
-        text=_text(model, batch),
+        text=batch_text(model, batch),
         state=batch.state,
         context_mask=batch.video_mask[:, :, :context],
         cross_view_allowed=batch.cross_view_allowed,
@@ -141,10 +141,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _log(message: str) -> None:
-    logger.info(message)
-
-
 def main(argv: Sequence[str] | None = None, prepare: PrepareFn | None = None) -> int:
     """The command line; ``prepare`` replaces prepare_data (tests pass synthetic data)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
@@ -165,7 +161,7 @@ def main(argv: Sequence[str] | None = None, prepare: PrepareFn | None = None) ->
         load_module_state(model, checkpoint.model_state, "checkpoint")
         if prepare is None:
             from wallwm_core.training.data import prepare_data as prepare
-        prepared = prepare(config.data, model, log=_log, device="cpu")
+        prepared = prepare(config.data, model, log=logger.info, device="cpu")
     except (OSError, ValueError) as error:  # ConfigError, CheckpointError, DatasetError
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -68,7 +68,8 @@ def pose_errors(
     )
 
 
-def _text(model: WallWM, batch: Batch) -> TextEmbedding:
+def batch_text(model: WallWM, batch: Batch) -> TextEmbedding:
+    """The batch's instruction embedding (precomputed, or encoded by the model)."""
     if batch.text_embeddings is not None:
         return TextEmbedding(batch.text_embeddings * batch.text_mask[..., None], batch.text_mask)
     assert batch.text_ids is not None
@@ -83,7 +84,7 @@ def sample_actions(
     context = model.config.objective.context_latent_frames
     inputs = WindowInputs(
         context_latents=batch.video_latents[:, :, :context],
-        text=_text(model, batch),
+        text=batch_text(model, batch),
         state=batch.state,
         context_mask=batch.video_mask[:, :, :context],
         cross_view_allowed=batch.cross_view_allowed,
