@@ -79,7 +79,8 @@ def test_shipped_spec_resolves_to_three_arms_of_one_model() -> None:
     assert [r.key for r in plan.runs] == [
         f"{arm}/seed{seed}" for arm in ("A_event", "B32_task", "B64_task") for seed in (0, 1)
     ]
-    assert {r.config.model for r in plan.runs} == {"cpu64"}
+    assert {r.config.model for r in plan.runs} == {"cpu64_vdrop"}
+    assert {r.config.eval.sampler.future_video for r in plan.runs} == {"noise"}
     assert {r.config.train.steps * r.config.train.batch_size for r in plan.runs} == {64000}
     modes = {arm: (e.mode, e.chunk_steps, e.instruction) for arm, e in plan.arm_eval.items()}
     assert modes == {
