@@ -40,12 +40,12 @@ from wallwm_core.checkpoint import empty_model, load_checkpoint, load_module_sta
 from wallwm_core.config_loading import ConfigError
 from wallwm_core.flow_matching import noise_video
 from wallwm_core.inference.config import SamplerConfig
-from wallwm_core.inference.sampler import WindowInputs, WindowNoise, WindowSampler
+from wallwm_core.inference.sampler import WindowNoise, WindowSampler
 from wallwm_core.model.wallwm import WallWM
 from wallwm_core.normalization import NormalizationStats
 from wallwm_core.training.batch import Batch
 from wallwm_core.training.config import train_config_from_dict
-from wallwm_core.training.validation import VAL_SEED, batch_text, pose_errors
+from wallwm_core.training.validation import VAL_SEED, observation_inputs, pose_errors
 
 SOURCES = ("predicted", "recorded", "noise")
 PrepareFn = Callable[..., Any]
@@ -60,13 +60,7 @@ def sample_with_future(
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     context = model.config.objective.context_latent_frames
-    inputs = WindowInputs(
-        context_latents=batch.video_latents[:, :, :context],
-        text=batch_text(model, batch),
-        state=batch.state,
-        context_mask=batch.video_mask[:, :, :context],
-        cross_view_allowed=batch.cross_view_allowed,
-    )
+    inputs = observation_inputs(model, batch)
     # The source decides the future frames, not the sampler's own future_video setting.
     window = WindowSampler(model, dataclasses.replace(sampler, future_video="predicted"))
     steps = batch.action_mask.sum(dim=1).clamp_min(1)

@@ -76,19 +76,25 @@ def batch_text(model: WallWM, batch: Batch) -> TextEmbedding:
     return model.encode_text(batch.text_ids, batch.text_mask)
 
 
-def sample_actions(
-    model: WallWM, batch: Batch, sampler: SamplerConfig, generator: torch.Generator
-) -> torch.Tensor:
-    """Normalised action chunks ``[B, T, D]`` sampled from each window's observation, as
-    long as the recorded chunk (T = the batch's action steps)."""
+def observation_inputs(model: WallWM, batch: Batch) -> WindowInputs:
+    """The sampler's inputs for ``batch``'s windows: their observation (context) frames, text
+    and state, as deployment would give them."""
     context = model.config.objective.context_latent_frames
-    inputs = WindowInputs(
+    return WindowInputs(
         context_latents=batch.video_latents[:, :, :context],
         text=batch_text(model, batch),
         state=batch.state,
         context_mask=batch.video_mask[:, :, :context],
         cross_view_allowed=batch.cross_view_allowed,
     )
+
+
+def sample_actions(
+    model: WallWM, batch: Batch, sampler: SamplerConfig, generator: torch.Generator
+) -> torch.Tensor:
+    """Normalised action chunks ``[B, T, D]`` sampled from each window's observation, as
+    long as the recorded chunk (T = the batch's action steps)."""
+    inputs = observation_inputs(model, batch)
     steps = batch.action_mask.sum(dim=1).clamp_min(1)
     sample = WindowSampler(model, sampler).sample(inputs, steps, generator)
     actions = torch.zeros_like(batch.actions)
