@@ -22,6 +22,9 @@ STOP_POLL_S = 0.1
 # How long a stopping node may take to end its work and tell its clients; a second signal cuts it
 # short. With the teardown after it, a node stops within 2 s of a signal.
 DRAIN_TIMEOUT_S = 1.5
+# Executor turns after the work has ended, so that its last result reaches the client (at most
+# FLUSH_SPINS * 0.05 s when there is nothing left to send).
+FLUSH_SPINS = 5
 
 
 @runtime_checkable
@@ -48,7 +51,11 @@ def drain(
     deadline = time.monotonic() + timeout_s
     while not node.shutdown_ready and time.monotonic() < deadline and rclpy.ok() and not hurry():
         executor.spin_once(timeout_sec=0.05)
-    executor.spin_once(timeout_sec=0.05)  # the last result or status goes out
+    # The last result or status goes out: ending a goal takes several executor turns (the execute
+    # callback returns, the result future resolves, the client's pending result request is
+    # answered), and on a loaded machine one turn was not always enough.
+    for _ in range(FLUSH_SPINS):
+        executor.spin_once(timeout_sec=0.05)
 
 
 def spin_node(make_node: Callable[[], Node], name: str, args: list[str] | None = None) -> int:
