@@ -38,7 +38,6 @@ import yaml
 
 from wallwm_core.checkpoint import empty_model, load_checkpoint, load_module_state
 from wallwm_core.config_loading import ConfigError
-from wallwm_core.flow_matching import noise_video
 from wallwm_core.inference.config import SamplerConfig
 from wallwm_core.inference.sampler import WindowNoise, WindowSampler
 from wallwm_core.model.wallwm import WallWM
@@ -61,8 +60,10 @@ def sample_with_future(
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     context = model.config.objective.context_latent_frames
     inputs = observation_inputs(model, batch)
-    # The source decides the future frames, not the sampler's own future_video setting.
-    window = WindowSampler(model, dataclasses.replace(sampler, future_video="predicted"))
+    # The source decides the future frames, not the sampler's own future_video setting; with
+    # "noise" the sampler's anchor pass reads them at t = 1, as deployment does.
+    reads = "noise" if source == "noise" else "predicted"
+    window = WindowSampler(model, dataclasses.replace(sampler, future_video=reads))
     steps = batch.action_mask.sum(dim=1).clamp_min(1)
     frames = batch.video_latents.shape[2] - context
     video_mask, action_mask = window.window_masks(inputs, steps, frames)
@@ -75,10 +76,6 @@ def sample_with_future(
     else:
         future = batch.video_latents[:, :, context:].float() * future_mask
     latents, times = window.anchor_video_input(inputs, future, noise.anchor)
-    if source == "noise":
-        times = torch.where(times > 0.0, 1.0, times)
-        full_noise = torch.cat([torch.zeros_like(inputs.context_latents), noise.anchor], dim=2)
-        latents = noise_video(latents, full_noise.float(), times)
     actions = window.sample_actions(
         inputs, video_mask, latents, times, action_mask, noise.actions, "cached"
     )
