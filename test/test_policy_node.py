@@ -18,10 +18,10 @@ from wallwm_core.outcome import Outcome, PolicyState
 from wallwm_core.policy import PolicyCapabilities
 from wallwm_core.replay_policy import ReplayPolicy
 from wallwm_msgs.msg import ActionChunk, PolicyStatus
-from wallwm_ros import qos
+from wallwm_ros import qos, send_goal
 from wallwm_ros.conversions import chunk_from_msg
 from wallwm_ros.policy_node import PolicyNode
-from wallwm_ros.send_goal import execute_event, execute_task
+from wallwm_ros.send_goal import NoServerError, execute_event, execute_task
 
 
 class Observer:
@@ -106,6 +106,59 @@ def test_unknown_and_empty_instructions(ros_context, spinner, namespace, replay_
     assert observer.chunks == []
 
     assert not execute_event(observer.node, "   ").accepted
+
+
+def _lose_responses(monkeypatch, kind: str, count: int = 1) -> list[int]:
+    """Make the client drop its first ``count`` responses of ``kind`` ("goal", "result"), as Fast
+    DDS does when the server has not yet matched the client's response reader. Returns a list
+    that grows by one per dropped response."""
+    dropped: list[int] = []
+    deliver = send_goal.SpinSafeActionClient.execute
+
+    async def execute(self, taken_data):
+        if kind in taken_data and len(dropped) < count:
+            del taken_data[kind]
+            dropped.append(1)
+        await deliver(self, taken_data)
+
+    monkeypatch.setattr(send_goal.SpinSafeActionClient, "execute", execute)
+    return dropped
+
+
+def test_a_lost_goal_response_is_followed_through_the_goal_status(
+    ros_context, spinner, namespace, replay_file, monkeypatch
+):
+    """Under load the policy node logged "failed to send response (timeout)" and send_goal waited
+    for a goal response that never came while the goal ran. The goal status topic shows it."""
+    _, observer = _start(ros_context, spinner, namespace, replay_file)
+    dropped = _lose_responses(monkeypatch, "goal")
+    feedback = []
+    result = execute_event(observer.node, "reach", on_feedback=feedback.append)
+    assert dropped == [1]
+    assert result.outcome == Outcome.SUCCEEDED
+    assert result.chunks_executed >= 2 and len(feedback) == result.chunks_executed
+
+
+def test_a_lost_result_response_is_asked_for_again(
+    ros_context, spinner, namespace, replay_file, monkeypatch
+):
+    _, observer = _start(ros_context, spinner, namespace, replay_file)
+    dropped = _lose_responses(monkeypatch, "result")
+    result = execute_event(observer.node, "reach")
+    assert dropped == [1]
+    assert result.outcome == Outcome.SUCCEEDED and result.chunks_executed >= 2
+
+
+def test_an_unanswered_goal_request_ends_with_an_error_and_no_motion(
+    ros_context, spinner, namespace, replay_file, monkeypatch
+):
+    """A rejected goal is never listed on the status topic: without its response the client
+    gives up after server_wait_s, and a running goal would have been canceled."""
+    _, observer = _start(ros_context, spinner, namespace, replay_file)
+    dropped = _lose_responses(monkeypatch, "goal")
+    with pytest.raises(NoServerError, match="did not answer the goal request"):
+        execute_event(observer.node, "   ", server_wait_s=3.0)
+    assert dropped == [1] and observer.chunks == []
 
 
 def _run_in_thread(fn, *args, **kwargs):

@@ -13,6 +13,14 @@ stops for that long ends with :class:`NoServerError` (exit status 3). Without su
 topic the client relies on DDS discovery, which notices a killed process only when its lease
 runs out (about 20 s). A rejected goal's reason is read from the server's ``/rosout`` line
 ("rejecting ..."; transient local, so it is there when the rejection arrives).
+
+A service response can be lost: Fast DDS drops it when the server has not yet discovered the
+client's response reader within 100 ms ("failed to send response (timeout)" in the server's
+log; seen on a loaded machine right after ``wait_for_server``). The client therefore also reads
+the action's goal status topic (transient local): a goal listed there as accepted whose response
+has not come within ``RESPONSE_LOST_S`` is followed without it, and a finished goal whose result
+has not come within that time is asked for its result again. A goal that neither answers nor
+shows up is canceled by its id before the client gives up, so it cannot run unwatched.
 """
 
 from __future__ import annotations
@@ -22,16 +30,24 @@ import dataclasses
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 
 import rclpy
-from action_msgs.msg import GoalStatus
+from action_msgs.msg import GoalStatus, GoalStatusArray
 from rcl_interfaces.msg import Log
 from rclpy.action import ActionClient
+from rclpy.action.client import ClientGoalHandle
 from rclpy.exceptions import InvalidHandle
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import (
+    DurabilityPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_action_status_default,
+)
 from rclpy.utilities import remove_ros_args
+from unique_identifier_msgs.msg import UUID
 
 from wallwm_core.action_chunk import NS_PER_S
 from wallwm_core.outcome import Outcome
@@ -46,6 +62,12 @@ SERVER_LOST_S = 3.0
 # Nor one whose server's policy_status heartbeat (every 0.5 s) stopped this long: ten missed
 # heartbeats, so a busy machine does not end a goal that still runs.
 HEARTBEAT_LOST_S = 5.0
+# A goal the status topic shows accepted (finished) whose response (result) has not come this
+# long after is taken as a lost response (see the module docstring).
+RESPONSE_LOST_S = 2.0
+TERMINAL_STATES = (
+    GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_CANCELED, GoalStatus.STATUS_ABORTED
+)  # fmt: skip
 # How long to wait for the server's "rejecting ..." log line after a rejection.
 REJECTION_REASON_WAIT_S = 1.0
 ROSOUT_QOS = QoSProfile(
@@ -98,24 +120,57 @@ def _sibling(action_name: str, topic: str) -> str:
 
 
 class _ServerWatch:
-    """Watches a server for one goal: its policy_status heartbeat, and after a rejection its
-    ``/rosout`` for the reason."""
+    """Watches a server for one goal: its policy_status heartbeat, the goal's entry on the
+    action's status topic, and after a rejection its ``/rosout`` for the reason."""
 
-    def __init__(self, node: Node, action_name: str) -> None:
+    def __init__(self, node: Node, action_name: str, goal_id: UUID) -> None:
         self._node = node
+        self.goal_id = goal_id
+        self._goal_uuid = bytes(goal_id.uuid)
         self._lock = threading.Lock()
         self._status_seen: float | None = None
+        self._goal_entry: GoalStatus | None = None  # the goal's latest entry on the status topic
+        self._goal_listed_at = 0.0
+        self._goal_changed_at = 0.0
         self._since_wall_ns = time.time_ns()
         self._rejections: list[str] = []
         self._subscriptions = [
             node.create_subscription(
                 PolicyStatus, _sibling(action_name, "policy_status"), self._on_status, qos.LATCHED
-            )
+            ),
+            node.create_subscription(
+                GoalStatusArray,
+                f"{action_name}/_action/status",
+                self._on_goal_status,
+                qos_profile_action_status_default,
+            ),
         ]
 
     def _on_status(self, _msg: PolicyStatus) -> None:
         with self._lock:
             self._status_seen = time.monotonic()
+
+    def _on_goal_status(self, msg: GoalStatusArray) -> None:
+        for entry in msg.status_list:
+            if bytes(entry.goal_info.goal_id.uuid) != self._goal_uuid:
+                continue
+            with self._lock:
+                now = time.monotonic()
+                if self._goal_entry is None:
+                    self._goal_listed_at = now
+                if self._goal_entry is None or self._goal_entry.status != entry.status:
+                    self._goal_changed_at = now
+                self._goal_entry = entry
+
+    def goal_entry(self) -> tuple[GoalStatus, float, float] | None:
+        """The goal's latest status entry, seconds since the status topic first listed the goal
+        and seconds since its status last changed; None while the topic has not listed it (not
+        accepted, or not yet heard)."""
+        with self._lock:
+            if self._goal_entry is None:
+                return None
+            now = time.monotonic()
+            return self._goal_entry, now - self._goal_listed_at, now - self._goal_changed_at
 
     def _on_log(self, msg: Log) -> None:
         stamp_ns = msg.stamp.sec * 1_000_000_000 + msg.stamp.nanosec
@@ -184,28 +239,41 @@ def _run_goal(
     (also when ``give_up()`` returns a reason, e.g. the simulation stopped: the goal is canceled).
     """
     client = SpinSafeActionClient(node, action_type, action_name)
-    watch = _ServerWatch(node, action_name)
+    goal_id = UUID(uuid=list(uuid.uuid4().bytes))
+    watch = _ServerWatch(node, action_name, goal_id)
     kind = action_type.__name__
     try:
         if not client.wait_for_server(timeout_sec=server_wait_s):
             raise NoServerError(f"no {kind} server on '{action_name}' after {server_wait_s} s")
-        done = threading.Event()
         goal_future = client.send_goal_async(
-            goal, feedback_callback=(lambda m: on_feedback(m.feedback)) if on_feedback else None
+            goal,
+            feedback_callback=(lambda m: on_feedback(m.feedback)) if on_feedback else None,
+            goal_uuid=goal_id,
         )
-        goal_future.add_done_callback(lambda _: done.set())
-        if not done.wait(server_wait_s):
-            raise NoServerError("the server did not answer the goal request")
-        handle = goal_future.result()
+        handle = _goal_handle(node, action_type, client, watch, goal_future, server_wait_s)
         if not handle.accepted:
             raise GoalRejectedError(watch.rejection_reason())
-        result_future = handle.get_result_async()
         finished = threading.Event()
-        result_future.add_done_callback(lambda _: finished.set())
+        result_futures = [handle.get_result_async()]  # more when a result response was lost
+        result_futures[0].add_done_callback(lambda _: finished.set())
         if cancel_after_s is not None and not finished.wait(cancel_after_s):
             handle.cancel_goal_async()
         server_last_seen = time.monotonic()
+        result_asked = time.monotonic()
         while not finished.wait(0.1):
+            listed = watch.goal_entry()
+            if (
+                listed is not None
+                and listed[0].status in TERMINAL_STATES
+                and min(listed[2], time.monotonic() - result_asked) > RESPONSE_LOST_S
+            ):
+                node.get_logger().warning(
+                    f"the {kind} goal ended {RESPONSE_LOST_S} s ago and its result has not come "
+                    "(a lost response?): asking again"
+                )
+                result_futures.append(handle.get_result_async())
+                result_futures[-1].add_done_callback(lambda _: finished.set())
+                result_asked = time.monotonic()
             if not node.context.ok():
                 raise NoServerError("ROS shut down before the result arrived")
             try:
@@ -228,7 +296,7 @@ def _run_goal(
                     f"the {kind} server on '{action_name}' went away before the result (its "
                     f"policy_status stopped {heartbeat_age:.1f} s ago)"
                 )
-        response = result_future.result()
+        response = next(future.result() for future in result_futures if future.done())
         return response.result, response.status
     finally:
         watch.close()
@@ -236,6 +304,44 @@ def _run_goal(
             client.destroy()
         except InvalidHandle:
             pass  # destroyed with its node
+
+
+def _goal_handle(
+    node: Node,
+    action_type: type,
+    client: ActionClient,
+    watch: _ServerWatch,
+    goal_future,
+    server_wait_s: float,
+) -> ClientGoalHandle:
+    """The goal's handle from the server's answer, or from the goal status topic when that lists
+    the goal as accepted and the answer has not come within ``RESPONSE_LOST_S`` (a lost response).
+
+    No answer and no status within ``server_wait_s``: the goal is canceled by its id (in case the
+    server accepted it) and :class:`NoServerError` raised."""
+    done = threading.Event()
+    goal_future.add_done_callback(lambda _: done.set())
+    deadline = time.monotonic() + server_wait_s
+    while not done.wait(0.05):
+        listed = watch.goal_entry()
+        if listed is not None and listed[1] > RESPONSE_LOST_S:
+            entry = listed[0]
+            node.get_logger().warning(
+                f"no answer to the goal request, but the goal status lists it (status "
+                f"{entry.status}) for {RESPONSE_LOST_S} s: a lost response; following the goal"
+            )
+            response = action_type.Impl.SendGoalService.Response(
+                accepted=True, stamp=entry.goal_info.stamp
+            )
+            return ClientGoalHandle(client, entry.goal_info.goal_id, response)
+        if time.monotonic() > deadline:
+            unanswered = action_type.Impl.SendGoalService.Response(accepted=False)
+            ClientGoalHandle(client, watch.goal_id, unanswered).cancel_goal_async()
+            raise NoServerError(
+                "the server did not answer the goal request (a cancel for the goal was sent in "
+                "case it runs)"
+            )
+    return goal_future.result()
 
 
 def _duration(seconds: float):

@@ -139,19 +139,37 @@ class EpisodeFrames:
         return path
 
 
-def call_service(node: Node, service_type, name: str, request, timeout_s: float = 30.0):
-    """Call a service from a node that another thread spins; raises NoServerError on time-out."""
+def call_service(
+    node: Node,
+    service_type,
+    name: str,
+    request,
+    timeout_s: float = 30.0,
+    resend_after_s: float = 5.0,
+):
+    """Call an idempotent service from a node that another thread spins; raises NoServerError on
+    time-out.
+
+    A request unanswered after ``resend_after_s`` is sent again: Fast DDS drops a response when
+    the server has not yet matched the client's response reader (a loaded machine, a new client),
+    and the reset and progress services are safe to repeat."""
     client = node.create_client(service_type, name)
     try:
         if not client.wait_for_service(timeout_sec=timeout_s):
             raise NoServerError(f"no service {name!r} after {timeout_s} s")
-        future = client.call_async(request)
+        futures = [client.call_async(request)]
         deadline = time.monotonic() + timeout_s
-        while not future.done():
-            if time.monotonic() > deadline:
+        sent_at = time.monotonic()
+        while not any(future.done() for future in futures):
+            now = time.monotonic()
+            if now > deadline:
                 raise NoServerError(f"service {name!r} did not answer in {timeout_s} s")
+            if now - sent_at > resend_after_s:
+                node.get_logger().warning(f"no answer from {name!r} in {resend_after_s} s: again")
+                futures.append(client.call_async(request))
+                sent_at = now
             time.sleep(0.01)
-        return future.result()
+        return next(future.result() for future in futures if future.done())
     finally:
         node.destroy_client(client)
 
