@@ -10,6 +10,7 @@ import pytest
 from conftest import wait_for
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 
 from wallwm_core.action_chunk import ActionChunk
@@ -205,5 +206,38 @@ def test_action_client_can_be_created_while_its_node_spins(ros_context, namespac
         client = SpinSafeActionClient(node, ExecuteEvent, "execute_event")
         assert client.get_num_entities() is not None
         client.destroy()
+    finally:
+        node.destroy_node()
+
+
+def _wait_set_for(client: ActionClient, context) -> _rclpy.WaitSet:
+    counts = client.get_num_entities()
+    return _rclpy.WaitSet(
+        counts.num_subscriptions,
+        counts.num_guard_conditions,
+        counts.num_timers,
+        counts.num_clients,
+        counts.num_services,
+        0,
+        context.handle,
+    )
+
+
+def test_action_client_can_be_destroyed_while_its_node_spins(ros_context, namespace) -> None:
+    """The executor lists a node's waitables, skips entering a freed one but keeps it, then adds
+    each to its wait set: an ActionClient destroyed in between killed the spinning thread."""
+    node = Node("destroyer", namespace=namespace, context=ros_context)
+    try:
+        plain = ActionClient(node, ExecuteEvent, "execute_event")
+        wait_set = _wait_set_for(plain, ros_context)
+        plain.destroy()
+        with pytest.raises(_rclpy.RCLError, match="action client pointer is invalid"):
+            plain.add_to_wait_set(wait_set)  # the rclpy race this guards against
+
+        client = SpinSafeActionClient(node, ExecuteEvent, "execute_event")
+        wait_set = _wait_set_for(client, ros_context)
+        client.destroy()
+        client.add_to_wait_set(wait_set)
+        assert not client.is_ready(wait_set)
     finally:
         node.destroy_node()

@@ -80,14 +80,34 @@ class NoServerError(RuntimeError):
 
 
 class SpinSafeActionClient(ActionClient):
-    """An ActionClient that may be created while another thread spins its node.
+    """An ActionClient that may be created and destroyed while another thread spins its node.
 
     rclpy's ActionClient adds itself to the node before it creates its lock; an executor spinning
     in another thread can call ``get_num_entities`` in between and dies with an AttributeError
     (seen in CI). Until ``__init__`` sets the instance lock, this class-level one serves.
+
+    ``destroy`` frees the handle before it leaves the node's waitables, and the executor adds a
+    waitable it listed to its wait set even when the handle was freed in between: the spinning
+    thread died with "action client pointer is invalid" (1 test run in 3 beside two training
+    processes). A destroyed client here adds nothing and is never ready.
     """
 
     _lock = threading.Lock()
+    _destroyed = False
+
+    def destroy(self) -> None:
+        with self._lock:
+            self._destroyed = True
+            super().destroy()
+
+    def add_to_wait_set(self, wait_set) -> None:
+        with self._lock:
+            if not self._destroyed:
+                self._client_handle.add_to_waitset(wait_set)
+
+    def is_ready(self, wait_set) -> bool:
+        with self._lock:
+            return not self._destroyed and super().is_ready(wait_set)
 
 
 class GoalRejectedError(Exception):
