@@ -48,6 +48,14 @@ class SyntheticSensors:
         node.create_timer(0.05, self._publish_frames)
         node.create_timer(0.005, self._publish_joints)
 
+    def connected(self) -> bool:
+        """Every camera, camera-info and joint-state publisher has a subscriber."""
+        publishers = [*self._images.values(), *self._infos.values(), self._joints]
+        return all(p.get_subscription_count() > 0 for p in publishers)
+
+    def frames_published(self) -> int:
+        return self._frame
+
     def _publish_frames(self) -> None:
         stamp_ns = self.node.get_clock().now().nanoseconds
         self._frame += 1

@@ -595,7 +595,7 @@ def test_future_stamped_frames_and_joint_states_do_not_blind_the_policy(
     overrides += [Parameter(name, value=value) for name, value in sensor_parameters().items()]
     spinner.add(PolicyNode(namespace=namespace, context=ros_context, parameter_overrides=overrides))
     node = spinner.add(Node("sensors", namespace=namespace, context=ros_context))
-    SyntheticSensors(node)
+    sensors = SyntheticSensors(node)
     attacker = spinner.add(Node("attacker", namespace=namespace, context=ros_context))
     images = {c: attacker.create_publisher(Image, f"{c}/image", qos.SENSORS) for c in CAMERAS}
     joints = attacker.create_publisher(JointState, "joint_states", qos.SENSORS)
@@ -608,6 +608,7 @@ def test_future_stamped_frames_and_joint_states_do_not_blind_the_policy(
 
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 50)
     assert wait_for(lambda: all(images[c].get_subscription_count() > 0 for c in CAMERAS))
+    assert wait_for(sensors.connected)
     now_ns = attacker.get_clock().now().nanoseconds
 
     def frame(stamp_ns: int) -> Image:

@@ -458,6 +458,11 @@ def _start_with_sensors(ros_context, spinner, namespace, replay_file, **params):
     sensors = SyntheticSensors(
         spinner.add(Node("sensors", namespace=namespace, context=ros_context))
     )
+    # A goal sent before the node has heard its sensors faults "nothing received yet" (seen on a
+    # loaded machine): wait until they are matched and a few frames went out since.
+    assert wait_for(sensors.connected)
+    frames = sensors.frames_published()
+    assert wait_for(lambda: sensors.frames_published() >= frames + 3)
     return server, observer, sensors
 
 
@@ -505,6 +510,8 @@ def test_malformed_images_fault_the_goal_and_the_node_stays_up(
         ros_context, spinner, namespace, replay_file, stale_hold_timeout=0.3
     )
     sensors.malformed = True
+    frames = sensors.frames_published()  # the good frames go stale (0.3 s) before the goal
+    assert wait_for(lambda: sensors.frames_published() >= frames + 8)
     faults = []
     observer.node.create_subscription(
         PolicyStatus, "policy_status", lambda m: faults.append(m.fault), qos.LATCHED

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from rclpy.exceptions import InvalidHandle
 from rclpy.executors import Executor, ExternalShutdownException
 from rclpy.node import Node
 
@@ -22,10 +23,18 @@ class BackgroundSpinner:
         self._thread.start()
 
     def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except ExternalShutdownException:  # Ctrl-C / SIGTERM: the main thread notices
-            pass
+        while True:
+            try:
+                self.executor.spin()
+                return
+            except ExternalShutdownException:  # Ctrl-C / SIGTERM: the main thread notices
+                return
+            except InvalidHandle:
+                # rclpy's executor lists each node's waitables (a subscription's QoS event
+                # handlers, action clients) and then adds each to its wait set; one destroyed in
+                # between (rclpy frees it before it leaves the node) raises here, and killed this
+                # thread (a client's goal then never got its answer). The next turn lists afresh.
+                continue
 
     def add(self, node: Node) -> Node:
         self.nodes.append(node)
