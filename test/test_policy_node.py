@@ -161,6 +161,20 @@ def test_an_unanswered_goal_request_ends_with_an_error_and_no_motion(
     assert dropped == [1] and observer.chunks == []
 
 
+def test_an_accepted_goal_whose_answer_and_status_are_lost_is_canceled_by_its_id(
+    ros_context, spinner, namespace, replay_file, monkeypatch
+):
+    """Neither the answer nor the goal's status reach the client: it gives up after server_wait_s
+    and cancels the goal by its id, so the goal (30 s) does not go on unwatched."""
+    _, observer = _start(ros_context, spinner, namespace, replay_file)
+    dropped = _lose_responses(monkeypatch, "goal")
+    monkeypatch.setattr(send_goal._ServerWatch, "_on_goal_status", lambda self, msg: None)
+    with pytest.raises(NoServerError, match="a cancel for the goal's id was sent"):
+        execute_event(observer.node, "long wipe", server_wait_s=3.0)
+    assert dropped == [1] and observer.chunks  # the goal was accepted and ran
+    assert wait_for(lambda: observer.states[-1:] == [PolicyState.IDLE])  # and was canceled
+
+
 def _run_in_thread(fn, *args, **kwargs):
     box = {}
     thread = threading.Thread(target=lambda: box.setdefault("result", fn(*args, **kwargs)))

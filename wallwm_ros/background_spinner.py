@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import collections
+import logging
 import threading
+import time
 
 from rclpy.exceptions import InvalidHandle
 from rclpy.executors import Executor, ExternalShutdownException
 from rclpy.node import Node
+
+_LOG = logging.getLogger(__name__)
+# This many entities found destroyed within a second is a handle that stays invalid, not a race.
+STALE_HANDLES_IN_A_ROW = 20
 
 
 class BackgroundSpinner:
@@ -23,18 +30,24 @@ class BackgroundSpinner:
         self._thread.start()
 
     def _spin(self) -> None:
+        recent: collections.deque[float] = collections.deque(maxlen=STALE_HANDLES_IN_A_ROW)
         while True:
             try:
                 self.executor.spin()
                 return
             except ExternalShutdownException:  # Ctrl-C / SIGTERM: the main thread notices
                 return
-            except InvalidHandle:
+            except InvalidHandle as error:
                 # rclpy's executor lists each node's waitables (a subscription's QoS event
                 # handlers, action clients) and then adds each to its wait set; one destroyed in
                 # between (rclpy frees it before it leaves the node) raises here, and killed this
                 # thread (a client's goal then never got its answer). The next turn lists afresh.
-                continue
+                # A handle that stays invalid is no such race: it ends the thread as before.
+                recent.append(time.monotonic())
+                if len(recent) == recent.maxlen and recent[-1] - recent[0] < 1.0:
+                    raise
+                _LOG.warning("an entity was destroyed under the executor (%s): next turn", error)
+                time.sleep(0.01)
 
     def add(self, node: Node) -> Node:
         self.nodes.append(node)

@@ -68,6 +68,8 @@ RESPONSE_LOST_S = 2.0
 TERMINAL_STATES = (
     GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_CANCELED, GoalStatus.STATUS_ABORTED
 )  # fmt: skip
+# How long an unanswered goal's cancel request waits for its answer before the client gives up.
+CANCEL_ANSWER_WAIT_S = 1.0
 # How long to wait for the server's "rejecting ..." log line after a rejection.
 REJECTION_REASON_WAIT_S = 1.0
 ROSOUT_QOS = QoSProfile(
@@ -89,7 +91,7 @@ class SpinSafeActionClient(ActionClient):
     ``destroy`` frees the handle before it leaves the node's waitables, and the executor adds a
     waitable it listed to its wait set even when the handle was freed in between: the spinning
     thread died with "action client pointer is invalid" (1 test run in 3 beside two training
-    processes). A destroyed client here adds nothing and is never ready.
+    processes). A destroyed client here adds nothing, is never ready and takes no data.
     """
 
     _lock = threading.Lock()
@@ -108,6 +110,14 @@ class SpinSafeActionClient(ActionClient):
     def is_ready(self, wait_set) -> bool:
         with self._lock:
             return not self._destroyed and super().is_ready(wait_set)
+
+    def take_data(self):
+        # A multi-threaded executor takes the data in a worker, after it let go of the handle.
+        try:
+            with self._client_handle:
+                return super().take_data()
+        except InvalidHandle:
+            return {}
 
 
 class GoalRejectedError(Exception):
@@ -338,7 +348,9 @@ def _goal_handle(
     the goal as accepted and the answer has not come within ``RESPONSE_LOST_S`` (a lost response).
 
     No answer and no status within ``server_wait_s``: the goal is canceled by its id (in case the
-    server accepted it) and :class:`NoServerError` raised."""
+    server accepted it; the cancel's answer is waited for ``CANCEL_ANSWER_WAIT_S``) and
+    :class:`NoServerError` raised. A goal rejected and its answer lost ends here too: rejected
+    goals are never listed."""
     done = threading.Event()
     goal_future.add_done_callback(lambda _: done.set())
     deadline = time.monotonic() + server_wait_s
@@ -354,14 +366,23 @@ def _goal_handle(
                 accepted=True, stamp=entry.goal_info.stamp
             )
             return ClientGoalHandle(client, entry.goal_info.goal_id, response)
-        if time.monotonic() > deadline:
-            unanswered = action_type.Impl.SendGoalService.Response(accepted=False)
-            ClientGoalHandle(client, watch.goal_id, unanswered).cancel_goal_async()
+        if listed is None and time.monotonic() > deadline:  # a listed goal is followed
             raise NoServerError(
-                "the server did not answer the goal request (a cancel for the goal was sent in "
-                "case it runs)"
+                "the server did not answer the goal request nor list the goal; a cancel for "
+                f"the goal's id was sent in case it runs: {_cancel_by_id(action_type, client, watch.goal_id)}"
             )
     return goal_future.result()
+
+
+def _cancel_by_id(action_type: type, client: ActionClient, goal_id: UUID) -> str:
+    """Cancel a goal this client has no answer for; say whether the server answered."""
+    unanswered = action_type.Impl.SendGoalService.Response(accepted=False)
+    cancel = ClientGoalHandle(client, goal_id, unanswered).cancel_goal_async()
+    answered = threading.Event()
+    cancel.add_done_callback(lambda _: answered.set())
+    if answered.wait(CANCEL_ANSWER_WAIT_S):
+        return f"the server answered the cancel (code {cancel.result().return_code})"
+    return "the cancel was not answered either"
 
 
 def _duration(seconds: float):

@@ -147,29 +147,31 @@ def call_service(
     timeout_s: float = 30.0,
     resend_after_s: float = 5.0,
 ):
-    """Call an idempotent service from a node that another thread spins; raises NoServerError on
-    time-out.
+    """Call a service that may be repeated from a node that another thread spins; raises
+    NoServerError on time-out.
 
-    A request unanswered after ``resend_after_s`` is sent again: Fast DDS drops a response when
-    the server has not yet matched the client's response reader (a loaded machine, a new client),
-    and the reset and progress services are safe to repeat."""
+    A request unanswered after ``resend_after_s`` is sent again (the wait doubling each time):
+    Fast DDS drops a response when the server has not yet matched the client's response reader
+    (a loaded machine, a new client). The answer returned is the last request's, so no repeated
+    request is still pending when the caller goes on: a slow reset answered late cannot be
+    followed by a queued second reset in the middle of the episode."""
     client = node.create_client(service_type, name)
     try:
         if not client.wait_for_service(timeout_sec=timeout_s):
             raise NoServerError(f"no service {name!r} after {timeout_s} s")
-        futures = [client.call_async(request)]
+        future = client.call_async(request)
         deadline = time.monotonic() + timeout_s
-        sent_at = time.monotonic()
-        while not any(future.done() for future in futures):
+        sent_at, wait_s = time.monotonic(), resend_after_s
+        while not future.done():
             now = time.monotonic()
             if now > deadline:
                 raise NoServerError(f"service {name!r} did not answer in {timeout_s} s")
-            if now - sent_at > resend_after_s:
-                node.get_logger().warning(f"no answer from {name!r} in {resend_after_s} s: again")
-                futures.append(client.call_async(request))
-                sent_at = now
+            if now - sent_at > wait_s:
+                node.get_logger().warning(f"no answer from {name!r} in {wait_s} s: asking again")
+                future = client.call_async(request)
+                sent_at, wait_s = now, 2.0 * wait_s
             time.sleep(0.01)
-        return next(future.result() for future in futures if future.done())
+        return future.result()
     finally:
         node.destroy_client(client)
 
