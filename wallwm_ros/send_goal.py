@@ -20,7 +20,8 @@ log; seen on a loaded machine right after ``wait_for_server``). The client there
 the action's goal status topic (transient local): a goal listed there as accepted whose response
 has not come within ``RESPONSE_LOST_S`` is followed without it, and a finished goal whose result
 has not come within that time is asked for its result again. A goal that neither answers nor
-shows up is canceled by its id before the client gives up, so it cannot run unwatched.
+shows up gets a cancel request for its id (its answer waited for 1 s) before the client
+gives up, so an accepted goal whose answers were all lost does not run on unwatched.
 """
 
 from __future__ import annotations
