@@ -26,6 +26,7 @@ class BackgroundSpinner:
     def __init__(self, executor: Executor) -> None:
         self.executor = executor
         self.nodes: list[Node] = []
+        self._closing = threading.Event()
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 
@@ -37,7 +38,16 @@ class BackgroundSpinner:
                 return
             except ExternalShutdownException:  # Ctrl-C / SIGTERM: the main thread notices
                 return
-            except InvalidHandle as error:
+            except Exception as error:
+                if self._closing.is_set():
+                    # rclpy's Executor.shutdown() destroys the executor's guard condition while
+                    # this thread may be between its shutdown check and building a handler; the
+                    # handler then fails on the destroyed guard (AttributeError: 'NoneType' ...
+                    # 'trigger'). Seen under load; the executor is stopping anyway.
+                    _LOG.debug("executor stopped while closing: %r", error)
+                    return
+                if not isinstance(error, InvalidHandle):
+                    raise
                 # rclpy's executor lists each node's waitables (a subscription's QoS event
                 # handlers, action clients) and then adds each to its wait set; one destroyed in
                 # between (rclpy frees it before it leaves the node) raises here, and killed this
@@ -55,6 +65,7 @@ class BackgroundSpinner:
         return node
 
     def close(self) -> None:
+        self._closing.set()
         self.executor.shutdown(timeout_sec=5.0)
         self._thread.join(timeout=5.0)
         for node in self.nodes:
