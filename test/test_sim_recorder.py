@@ -223,6 +223,28 @@ def test_generating_the_same_seed_again_does_not_duplicate_it(tmp_path, caplog) 
     ]
 
 
+def test_a_second_generator_on_the_same_folder_is_refused(tmp_path, capsys) -> None:
+    """Two generate_demos processes appending to one folder both took the next episode index:
+    one crashed (FileExistsError) and its episode was lost (2026-12-02)."""
+    from wallwm_core.file_lock import try_lock
+
+    held = try_lock(tmp_path / generate_demos.WRITER_LOCK)  # as another process would hold it
+    assert held is not None
+    try:
+        with pytest.raises(generate_demos.OutputBusyError, match="another generate_demos"):
+            generate_demos.generate(tmp_path, ["push_to_target"], [0], cameras=(), show_progress=False)  # fmt: skip
+        with pytest.raises(SystemExit) as exit_info:
+            generate_demos.main(["--output", str(tmp_path), "--tasks", "push_to_target", "--seeds", "0"])  # fmt: skip
+        assert exit_info.value.code == 2
+        assert "folder of its own" in capsys.readouterr().err
+        assert list_episodes(tmp_path) == []
+    finally:
+        held.close()
+    options = {"cameras": (), "min_score": 0.0, "show_progress": False}
+    assert generate_demos.generate(tmp_path, ["push_to_target"], [0], **options) == (1, 0)
+    assert [e["seed"] for e in list_episodes(tmp_path)] == [0]
+
+
 def test_the_table_says_when_a_task_outcome_and_the_rubric_disagree() -> None:
     """evaluate_ros reported an event SUCCEEDED at Task Progress 30 without saying so."""
     from wallwm_sim.rollout import EpisodeResult

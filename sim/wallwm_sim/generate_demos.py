@@ -6,7 +6,9 @@
 
 Episodes whose final Task Progress is below ``--min-score`` are not written. The output folder
 is appended to; a (task, variant, seed) it already holds is skipped and counted, not recorded
-twice (the expert is deterministic: it would be the same episode).
+twice (the expert is deterministic: it would be the same episode). One process writes a folder at
+a time (a lock in it): run parallel generators on folders of their own and list them all in the
+training config's ``data.paths``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from wallwm_core.episode_format import IMAGE_FORMATS, list_episodes
+from wallwm_core.file_lock import try_lock
 from wallwm_sim.cameras import CAMERA_NAMES
 from wallwm_sim.cli_args import add_episode_arguments, parse_names
 from wallwm_sim.expert import ScriptedExpert
@@ -29,6 +32,11 @@ from wallwm_sim.sim import SimConfig, TabletopSim
 from wallwm_sim.tasks import get_task
 
 logger = logging.getLogger(__name__)
+WRITER_LOCK = ".generate_demos.lock"
+
+
+class OutputBusyError(RuntimeError):
+    """Another process is writing the output folder."""
 
 
 def generate(
@@ -44,7 +52,38 @@ def generate(
     show_progress: bool = True,
 ) -> tuple[int, int]:
     """Record the expert on every (task, variant, seed) ``output`` does not hold yet; returns
-    (written, dropped). Those already there are skipped with a logged count."""
+    (written, dropped). Those already there are skipped with a logged count.
+
+    Raises OutputBusyError when another process is writing ``output`` (two writers would both
+    take the next episode index: one crashed, its episode lost)."""
+    lock = try_lock(output / WRITER_LOCK)
+    if lock is None:
+        raise OutputBusyError(
+            f"{output} is being written by another generate_demos process (lock "
+            f"{output / WRITER_LOCK}): give each process a folder of its own and list them all "
+            "in data.paths"
+        )
+    try:
+        return _generate(
+            output, tasks, seeds, variants, cameras, image_size, camera_rate_hz, image_format,
+            min_score, show_progress,
+        )  # fmt: skip
+    finally:
+        lock.close()
+
+
+def _generate(
+    output: Path,
+    tasks: Sequence[str],
+    seeds: Sequence[int],
+    variants: Sequence[str],
+    cameras: Sequence[str],
+    image_size: tuple[int, int],
+    camera_rate_hz: float,
+    image_format: str,
+    min_score: float,
+    show_progress: bool,
+) -> tuple[int, int]:
     config = SimConfig(image_height=image_size[0], image_width=image_size[1])
     frame_period = max(1, round(1.0 / (camera_rate_hz * config.control_period_s)))
     recorder = EpisodeRecorder(output, tuple(cameras), frame_period, image_format, min_score)
@@ -108,17 +147,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.camera_rate <= 0:
         parser.error("--camera-rate must be positive")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    written, dropped = generate(
-        args.output,
-        args.tasks,
-        args.seeds,
-        args.variants,
-        args.cameras,
-        size,
-        args.camera_rate,
-        args.image_format,
-        args.min_score,
-    )
+    try:
+        written, dropped = generate(
+            args.output,
+            args.tasks,
+            args.seeds,
+            args.variants,
+            args.cameras,
+            size,
+            args.camera_rate,
+            args.image_format,
+            args.min_score,
+        )
+    except OutputBusyError as error:
+        parser.exit(2, f"error: {error}\n")
     print(f"wrote {written} episodes to {args.output} ({dropped} below --min-score dropped)")
     return 0
 
