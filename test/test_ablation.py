@@ -166,8 +166,11 @@ def test_protocol_checks(tmp_path) -> None:
     base = {"check_protocol": True, "eval.seeds": "0-29"}
     with pytest.raises(ConfigError, match=">= 2 training seeds"):
         spec_from_dict(smoke_spec(tmp_path, **base, **{"training.seeds": [0]}))
-    with pytest.raises(ConfigError, match=">= 30 episodes per task, variant and run, got 4"):
-        spec_from_dict(smoke_spec(tmp_path, check_protocol=True))
+    with pytest.raises(ConfigError, match=r">= 30 episodes per task, variant and arm .* got 8"):
+        spec_from_dict(smoke_spec(tmp_path, check_protocol=True))  # 4 eval x 2 training seeds
+    with pytest.raises(ConfigError, match=r"and arm .* got 28"):
+        spec_from_dict(smoke_spec(tmp_path, **{**base, "eval.seeds": "0-13"}))
+    assert spec_from_dict(smoke_spec(tmp_path, **{**base, "eval.seeds": "0-14"}))  # 15 x 2
     only_event = [{"name": "a"}, {"name": "b", "overrides": ["optim.lr=1e-3"]}]
     spec = spec_from_dict(smoke_spec(tmp_path, **base, arms=only_event))
     with pytest.raises(ConfigError, match="need both"):

@@ -52,7 +52,7 @@ ARM_ONLY_DRIVER_KEYS = {
 CheckpointChoice = Literal["last", "best"]
 # Protocol of issue 13, item 6 (check_protocol: true).
 MIN_TRAINING_SEEDS = 2
-MIN_EVAL_SEEDS = 30
+MIN_EPISODES_PER_CELL = 30  # per (task, variant) and arm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -282,11 +282,14 @@ class AblationSpec:
                 f"training.seeds: the protocol needs >= {MIN_TRAINING_SEEDS} training seeds per "
                 f"arm, got {list(self.training.seeds)} (check_protocol: false for a smoke run)",
             )
-            count = len(self.eval.seed_list)
+            # Issue 13: >= 30 episodes per task per arm; every (task, variant) cell of an arm
+            # pools its training seeds' runs.
+            count = len(self.eval.seed_list) * len(self.training.seeds)
             require(
-                count >= MIN_EVAL_SEEDS,
-                f"eval.seeds: the protocol needs >= {MIN_EVAL_SEEDS} episodes per task, variant "
-                f"and run, got {count} (check_protocol: false for a smoke run)",
+                count >= MIN_EPISODES_PER_CELL,
+                f"eval.seeds: the protocol needs >= {MIN_EPISODES_PER_CELL} episodes per task, "
+                f"variant and arm (evaluation seeds x training seeds), got {count} "
+                "(check_protocol: false for a smoke run)",
             )
             require(len(self.arms) >= 2, "the protocol compares >= 2 arms")
 
