@@ -63,57 +63,37 @@ def generate(
             f"{output / WRITER_LOCK}): give each process a folder of its own and list them all "
             "in data.paths"
         )
-    try:
-        return _generate(
-            output, tasks, seeds, variants, cameras, image_size, camera_rate_hz, image_format,
-            min_score, show_progress,
-        )  # fmt: skip
-    finally:
-        lock.close()
-
-
-def _generate(
-    output: Path,
-    tasks: Sequence[str],
-    seeds: Sequence[int],
-    variants: Sequence[str],
-    cameras: Sequence[str],
-    image_size: tuple[int, int],
-    camera_rate_hz: float,
-    image_format: str,
-    min_score: float,
-    show_progress: bool,
-) -> tuple[int, int]:
-    config = SimConfig(image_height=image_size[0], image_width=image_size[1])
-    frame_period = max(1, round(1.0 / (camera_rate_hz * config.control_period_s)))
-    recorder = EpisodeRecorder(output, tuple(cameras), frame_period, image_format, min_score)
-    expert = ScriptedExpert(config.control_period_s, recorder.kinematics)
-    jobs = [
-        (task, variant, seed)
-        for task in tasks
-        for variant in variants
-        if variant in get_task(task).variants
-        for seed in seeds
-    ]
-    recorded = {(e["task"], e["variant"], e["seed"]) for e in list_episodes(output)}
-    skipped = [job for job in jobs if job in recorded]
-    if skipped:
-        logger.warning(
-            "%d of %d episodes are already in %s (same task, variant and seed): skipped, "
-            "not recorded twice",
-            len(skipped),
-            len(jobs),
-            output,
-        )
-        jobs = [job for job in jobs if job not in recorded]
-    written = 0
-    with TabletopSim(config) as sim:
-        bar = tqdm(jobs, desc="demos", unit="episode", disable=not show_progress)
-        for task, variant, seed in bar:
-            run_episode(sim, expert, task, seed, variant, stop_on_success=False, sink=recorder)
-            written += recorder.last_written is not None
-            bar.set_postfix(written=written, dropped=recorder.num_dropped)
-    return written, recorder.num_dropped
+    with lock:  # closing the file releases the lock
+        config = SimConfig(image_height=image_size[0], image_width=image_size[1])
+        frame_period = max(1, round(1.0 / (camera_rate_hz * config.control_period_s)))
+        recorder = EpisodeRecorder(output, tuple(cameras), frame_period, image_format, min_score)
+        expert = ScriptedExpert(config.control_period_s, recorder.kinematics)
+        jobs = [
+            (task, variant, seed)
+            for task in tasks
+            for variant in variants
+            if variant in get_task(task).variants
+            for seed in seeds
+        ]
+        recorded = {(e["task"], e["variant"], e["seed"]) for e in list_episodes(output)}
+        skipped = [job for job in jobs if job in recorded]
+        if skipped:
+            logger.warning(
+                "%d of %d episodes are already in %s (same task, variant and seed): skipped, "
+                "not recorded twice",
+                len(skipped),
+                len(jobs),
+                output,
+            )
+            jobs = [job for job in jobs if job not in recorded]
+        written = 0
+        with TabletopSim(config) as sim:
+            bar = tqdm(jobs, desc="demos", unit="episode", disable=not show_progress)
+            for task, variant, seed in bar:
+                run_episode(sim, expert, task, seed, variant, stop_on_success=False, sink=recorder)
+                written += recorder.last_written is not None
+                bar.set_postfix(written=written, dropped=recorder.num_dropped)
+        return written, recorder.num_dropped
 
 
 def main(argv: Sequence[str] | None = None) -> int:
