@@ -16,6 +16,7 @@ from wallwm_sim.tasks import (
     Rubric,
     TaskError,
     TaskInstance,
+    episode_jobs,
     get_task,
 )
 from wallwm_sim.tasks.base import NOVEL_PALETTE, TRAIN_PALETTE, Milestone
@@ -132,6 +133,21 @@ def test_generalisation_variants_are_kept_apart_from_training() -> None:
         get_task("pick_place").sample(0, "novel_order")
     with pytest.raises(TaskError, match="non-negative"):
         get_task("pick_place").sample(-1)
+
+
+def test_episode_jobs_skip_variants_a_task_lacks() -> None:
+    jobs = episode_jobs(["pick_place", "press_buttons"], ["train", "novel_order"], iter([3, 4]))
+    assert jobs == [
+        ("pick_place", "train", 3),
+        ("pick_place", "train", 4),
+        ("press_buttons", "train", 3),
+        ("press_buttons", "train", 4),
+        ("press_buttons", "novel_order", 3),
+        ("press_buttons", "novel_order", 4),
+    ]
+    assert episode_jobs(["pick_place"], ["novel_order"], [0]) == []
+    with pytest.raises(TaskError, match="did you mean 'pick_place'"):
+        episode_jobs(["pick_plase"], ["train"], [0])
 
 
 def test_rubric_must_add_up_to_ten_points() -> None:

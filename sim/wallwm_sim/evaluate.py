@@ -39,7 +39,7 @@ from wallwm_sim.event_rubric import event_summary, latency_summary
 from wallwm_sim.policy import Action, Observation, Policy
 from wallwm_sim.rollout import EpisodeResult, run_episode
 from wallwm_sim.sim import SimConfig, TabletopSim
-from wallwm_sim.tasks import TaskInstance, get_task
+from wallwm_sim.tasks import TaskInstance, episode_jobs, get_task
 
 logger = logging.getLogger(__name__)
 SUCCESS_SCORE = 100.0
@@ -232,13 +232,7 @@ def evaluate_policy(
     if isinstance(policy, ClosedLoopPolicy):
         sim_config = policy.sim_config()  # the sim node's control rate and image size
     episodes: list[EpisodeResult] = []
-    jobs = [
-        (task, variant, seed)
-        for task in tasks
-        for variant in variants
-        if variant in get_task(task).variants
-        for seed in seeds
-    ]
+    jobs = episode_jobs(tasks, variants, seeds)
     videos_done: dict[str, int] = {}
     with TabletopSim(sim_config) as sim:
         for task, variant, seed in tqdm(

@@ -29,7 +29,7 @@ from wallwm_sim.expert import ScriptedExpert
 from wallwm_sim.recorder import EpisodeRecorder
 from wallwm_sim.rollout import run_episode
 from wallwm_sim.sim import SimConfig, TabletopSim
-from wallwm_sim.tasks import get_task
+from wallwm_sim.tasks import episode_jobs
 
 logger = logging.getLogger(__name__)
 WRITER_LOCK = ".generate_demos.lock"
@@ -68,13 +68,7 @@ def generate(
         frame_period = max(1, round(1.0 / (camera_rate_hz * config.control_period_s)))
         recorder = EpisodeRecorder(output, tuple(cameras), frame_period, image_format, min_score)
         expert = ScriptedExpert(config.control_period_s, recorder.kinematics)
-        jobs = [
-            (task, variant, seed)
-            for task in tasks
-            for variant in variants
-            if variant in get_task(task).variants
-            for seed in seeds
-        ]
+        jobs = episode_jobs(tasks, variants, seeds)
         recorded = {(e["task"], e["variant"], e["seed"]) for e in list_episodes(output)}
         skipped = [job for job in jobs if job in recorded]
         if skipped:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 
 from wallwm_sim.tasks.base import (
     VARIANTS,
@@ -46,6 +47,21 @@ def get_task(name: str) -> Task:
         raise TaskError(f"unknown task {name!r}{hint}; tasks are {TASK_NAMES}") from None
 
 
+def episode_jobs(
+    tasks: Iterable[str], variants: Iterable[str], seeds: Iterable[int]
+) -> list[tuple[str, str, int]]:
+    """Every (task, variant, seed) in that nesting order, skipping variants a task lacks;
+    unknown task names raise :class:`TaskError`."""
+    variants, seeds = tuple(variants), tuple(seeds)
+    return [
+        (task, variant, seed)
+        for task in tasks
+        for variant in variants
+        if variant in get_task(task).variants
+        for seed in seeds
+    ]
+
+
 __all__ = [
     "TASKS",
     "TASK_NAMES",
@@ -58,5 +74,6 @@ __all__ = [
     "Task",
     "TaskError",
     "TaskInstance",
+    "episode_jobs",
     "get_task",
 ]
