@@ -15,9 +15,10 @@ import pytest
 import yaml
 
 from wallwm_core.config_loading import ConfigError
+from wallwm_core.episode_format import CaptionSegment, episode_dir_name
 from wallwm_core.file_lock import try_lock
 from wallwm_core.training.config import train_config_to_dict
-from wallwm_sim.ablation import evaluation, report, runs, stats
+from wallwm_sim.ablation import durations, evaluation, report, runs, stats
 from wallwm_sim.ablation.__main__ import main
 from wallwm_sim.ablation.failures import ENDED_EARLY, NOT_STARTED, UNDONE_LATER, failure_point
 from wallwm_sim.ablation.spec import load_spec, resolve, spec_from_dict
@@ -219,8 +220,14 @@ def test_difference_and_t_interval() -> None:
 # ----------------------------------------------------------------------------------------------
 # failure points and aggregation on synthetic report.json files
 # ----------------------------------------------------------------------------------------------
-def attempt(index: int, planner: str, succeeded: bool) -> dict[str, Any]:
-    return {"index": index, "planner_outcome": planner, "succeeded": succeeded}
+def attempt(index: int, planner: str, succeeded: bool, duration_s: float = 2.0) -> dict[str, Any]:
+    return {
+        "index": index,
+        "planner_outcome": planner,
+        "succeeded": succeeded,
+        "milestone_reached": succeeded,
+        "duration_s": duration_s,
+    }
 
 
 def episode(seed: int, variant: str, achieved: list[str], events=(), outcome="TIMED_OUT"):
@@ -293,15 +300,66 @@ def synthetic_rows(arm: str, seed: int, variant: str, seeds: tuple[int, ...]) ->
                 episode(s, variant, PRESS, [attempt(i, "SUCCEEDED", True) for i in range(3)])
             )
         elif s == 2:
-            events = [attempt(0, "SUCCEEDED", True), attempt(1, "SUCCEEDED", False)]
+            events = [attempt(0, "SUCCEEDED", True), attempt(1, "SUCCEEDED", False, 0.5)]
             rows.append(episode(s, variant, ["press_first"], events))
         else:
             rows.append(episode(s, variant, [], [attempt(0, "TIMED_OUT", False)]))
     return rows
 
 
+def write_demonstration_events(root: Path, seconds: dict[int, list[float]]) -> None:
+    """A dataset folder's index and events.json files (all the durations read), one press_buttons
+    episode per entry of ``seconds`` (its events' lengths), and one stack episode."""
+    root.mkdir(parents=True)
+    lines = []
+    for number, (task, lengths) in enumerate(
+        [*(("press_buttons", v) for v in seconds.values()), ("stack", [9.0])]
+    ):
+        directory = root / episode_dir_name(number)
+        directory.mkdir()
+        start, track = 0, []
+        for index, length in enumerate(lengths):
+            end = start + round(length * 1e9)
+            track.append(CaptionSegment(f"event {index}", 0, 1, start, end, index).to_json())
+            start = end
+        (directory / "events.json").write_text(json.dumps({"subtask": track}))
+        lines.append(json.dumps({"index": number, "directory": directory.name, "task": task}))
+    (root / "episodes.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_event_durations_against_demonstrations(tmp_path) -> None:
+    write_demonstration_events(tmp_path / "demos", {0: [2.0, 3.0], 1: [4.0, 3.0], 2: [3.0]})
+    demos, notes = durations.demonstration_durations(
+        [tmp_path / "demos", tmp_path / "missing"], ["press_buttons"]
+    )
+    assert demos == {("press_buttons", 0): [2.0, 4.0, 3.0], ("press_buttons", 1): [3.0, 3.0]}
+    assert notes == [f"{tmp_path / 'missing'}: no demonstrations found"]
+    # A retry (second attempt at event 0) and an attempt without a duration are not counted.
+    first = episode(0, "train", ["press_first"], [attempt(0, "SUCCEEDED", True, 1.0)])
+    retried = episode(1, "train", [], [attempt(0, "SUCCEEDED", False, 3.5)] * 2)
+    retried["events"].append(attempt(1, "TIMED_OUT", False, math.nan))
+    rows = durations.event_durations([first, retried], demos)
+    assert rows == [
+        {
+            "task": "press_buttons",
+            "index": 0,
+            "attempts": 2,
+            "median_s": 2.25,
+            "reached": 1,
+            "shorter_than_demonstrations": 0.5,
+            "demonstrations": 3,
+            "demonstrations_median_s": 3.0,
+        }
+    ]
+    assert durations.event_durations([first], {})[0]["shorter_than_demonstrations"] is None
+    (tmp_path / "demos" / episode_dir_name(1) / "events.json").write_text("{not json")
+    demos, notes = durations.demonstration_durations([tmp_path / "demos"], ["press_buttons"])
+    assert demos[("press_buttons", 0)] == [2.0, 3.0] and "episode 1 skipped" in notes[0]
+
+
 def test_report_aggregates_synthetic_shards(tmp_path) -> None:
     plan = plan_of(tmp_path, **{"eval.shard_episodes": 2})
+    write_demonstration_events(tmp_path / "demos", {0: [1.0, 1.0, 1.0], 1: [1.0, 2.0, 1.0]})
     checkpoints = {r.key: fake_finished_run(r, [1000, 1001, 1002]) for r in plan.runs}
     all_shards = evaluation.shards(plan)
     assert len(all_shards) == 2 * 2 * 2 * 2  # arms x seeds x variants x seed blocks
@@ -345,10 +403,18 @@ def test_report_aggregates_synthetic_shards(tmp_path) -> None:
     assert rows[1]["example"].startswith("press the ") and rows[1]["share"] == pytest.approx(2 / 12)
     chunk_failures = result["arms"]["chunk8"]["failure_points"]
     assert chunk_failures["at_transition"] == 16 and chunk_failures["ended_early"] is None
+    # Event 1 was attempted by 3 train episodes per training seed; the ended-early one (0.5 s)
+    # is the only one shorter than the demonstrations' median (1.5 s).
+    timed = {r["index"]: r for r in result["arms"]["event"]["event_durations"]}
+    assert (timed[1]["attempts"], timed[1]["reached"], timed[1]["demonstrations"]) == (6, 4, 2)
+    assert timed[1]["shorter_than_demonstrations"] == pytest.approx(2 / 6)
+    assert timed[0]["attempts"] == 16 and timed[0]["demonstrations_median_s"] == 1.0
+    assert result["arms"]["chunk8"]["event_durations"] is None
 
     text = (plan.output / "ablation.md").read_text()
     assert "| event | event mode (chunks up to 12 steps), event instructions | 57.5 [" in text
     assert "| chunk8 - event | -27.5 [" in text and "Incomplete" not in text
+    assert "| event | press_buttons | 1 | 6 | 2.00 | 4 | 33% | 2 | 1.50 |" in text
     assert (plan.output / "ablation.png").stat().st_size > 0
     saved = json.loads((plan.output / "ablation.json").read_text())
     assert saved["arms"]["event"]["scopes"]["reasoning"]["per_seed"] == {"0": 57.5, "1": 57.5}
@@ -464,6 +530,10 @@ def test_end_to_end_two_arms(tmp_path, monkeypatch) -> None:
     task_text = chunk_report["episodes"][0]["instruction"]
     assert [e[0] for e in chunk_report["episodes"][0]["event_outcomes"]] == [task_text]
     assert (plan.output / "ablation.md").is_file() and (plan.output / "ablation.png").is_file()
+    # The event arm's event durations sit beside the 3 generated demonstrations of each event.
+    timed = result["arms"]["event"]["event_durations"]
+    assert timed and all(row["demonstrations"] == 3 for row in timed)
+    assert "## Event durations" in (plan.output / "ablation.md").read_text()
 
     # Everything done: a second call trains and evaluates nothing.
     before = {p: p.stat().st_mtime_ns for p in (plan.output / "eval").rglob("report.json")}

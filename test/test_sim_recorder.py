@@ -8,7 +8,13 @@ import json
 import numpy as np
 import pytest
 
-from wallwm_core.episode_format import TRACKS, EpisodeFormatError, list_episodes, read_episode
+from wallwm_core.episode_format import (
+    TRACKS,
+    EpisodeFormatError,
+    list_episodes,
+    read_episode,
+    read_events,
+)
 from wallwm_sim import evaluate, generate_demos
 from wallwm_sim.expert import ScriptedExpert
 from wallwm_sim.kinematics import sim_arm_kinematics, tool_pose
@@ -78,6 +84,7 @@ def test_recorded_episode_reads_back(sim, tmp_path, image_format: str) -> None:
 
     # Events: four tracks, subtasks in order with boundaries nested in the task.
     assert set(episode.events) == set(TRACKS)
+    assert read_events(recorder.last_written) == episode.events
     (task_caption,) = episode.events["task"]
     assert (task_caption.start_step, task_caption.end_step) == (0, steps)
     subtasks = episode.events["subtask"]
@@ -107,6 +114,14 @@ def test_low_scoring_episodes_are_dropped(sim, tmp_path) -> None:
 def test_reading_a_non_episode_fails_clearly(tmp_path) -> None:
     with pytest.raises(EpisodeFormatError, match="not an episode directory"):
         read_episode(tmp_path)
+    with pytest.raises(EpisodeFormatError, match=r"no events\.json"):
+        read_events(tmp_path)
+    (tmp_path / "events.json").write_text("[1, 2")
+    with pytest.raises(EpisodeFormatError, match="not JSON"):
+        read_events(tmp_path)
+    (tmp_path / "events.json").write_text('{"subtask": [{"caption": "x"}]}')
+    with pytest.raises(EpisodeFormatError, match=r"malformed events\.json"):
+        read_events(tmp_path)
 
 
 def test_eval_harness_is_deterministic_and_writes_its_report(tmp_path) -> None:

@@ -186,7 +186,7 @@ def read_episode(path: str | Path, load_frames: bool = True) -> Episode:
             f"{path}: format version {meta.get('format_version')} != {FORMAT_VERSION}"
         )
     _check_lowdim(lowdim, path)
-    events = {track: [CaptionSegment(**s) for s in raw_events.get(track, [])] for track in TRACKS}
+    events = _caption_tracks(raw_events, path)
     frames, steps, times, poses = {}, {}, {}, {}
     for camera in meta["cameras"]:
         arrays = load_file(str(path / f"frames_{camera}.safetensors"))
@@ -204,6 +204,25 @@ def read_episode(path: str | Path, load_frames: bool = True) -> Episode:
                 else np.zeros((0, *meta["image_size"], 3), dtype=np.uint8)
             )
     return Episode(path, meta, events, lowdim, frames, steps, times, poses)
+
+
+def _caption_tracks(raw: Any, path: Path) -> dict[str, list[CaptionSegment]]:
+    try:
+        return {track: [CaptionSegment(**s) for s in raw.get(track, [])] for track in TRACKS}
+    except (AttributeError, TypeError) as error:
+        raise EpisodeFormatError(f"{path}: malformed events.json ({error})") from error
+
+
+def read_events(path: str | Path) -> dict[str, list[CaptionSegment]]:
+    """The caption tracks of an episode directory, without reading its arrays."""
+    path = Path(path)
+    try:
+        raw = json.loads((path / "events.json").read_text())
+    except FileNotFoundError as error:
+        raise EpisodeFormatError(f"{path}: no events.json") from error
+    except json.JSONDecodeError as error:
+        raise EpisodeFormatError(f"{path}: events.json is not JSON ({error})") from error
+    return _caption_tracks(raw, path)
 
 
 def list_episodes(root: str | Path) -> list[dict[str, Any]]:

@@ -6,7 +6,8 @@ Per arm: Task Progress per (task, variant), per task and per group of variants (
 cell means with a stratified bootstrap interval (:mod:`wallwm_sim.ablation.stats`), the mean of
 each training seed and a t-interval over them, the success rate (Task Progress 100) with a
 Wilson interval, the difference to the reference arm, and where failed episodes failed
-(:mod:`wallwm_sim.ablation.failures`). Missing shards leave the report incomplete, and it says
+(:mod:`wallwm_sim.ablation.failures`) and, for arms with one instruction per event, how long
+their events lasted beside the demonstrations (:mod:`wallwm_sim.ablation.durations`). Missing shards leave the report incomplete, and it says
 so; evaluation seeds that appear in a run's training data are an error it names.
 """
 
@@ -25,6 +26,7 @@ import numpy as np
 
 from wallwm_core.machine_info import machine_description
 from wallwm_sim.ablation import stats
+from wallwm_sim.ablation.durations import demonstration_durations, event_durations
 from wallwm_sim.ablation.evaluation import (
     REPORT_FILE,
     checkpoint_of,
@@ -216,8 +218,11 @@ def aggregate(plan: Plan, data: Collected, command: str) -> dict[str, Any]:
     """The content of ``ablation.json``."""
     spec = plan.spec
     named = scopes(plan)
+    demonstrations, demonstration_notes = demonstration_durations(spec.data.paths, spec.eval.tasks)
     arms: dict[str, Any] = {}
     for arm in spec.arms:
+        per_event = plan.arm_eval[arm.name].instruction == "events"
+        episodes = [e for (a, *_), found in data.episodes.items() if a == arm.name for e in found]
         arms[arm.name] = {
             "overrides": list(arm.overrides),
             "evaluation": plan.arm_eval[arm.name].describe(),
@@ -226,6 +231,7 @@ def aggregate(plan: Plan, data: Collected, command: str) -> dict[str, Any]:
                 name: summarise(plan, data, arm.name, cells) for name, cells in named.items()
             },
             "failure_points": failure_points(plan, data, arm.name),
+            "event_durations": event_durations(episodes, demonstrations) if per_event else None,
         }
     reference = spec.reference
     differences = {
@@ -277,6 +283,7 @@ def aggregate(plan: Plan, data: Collected, command: str) -> dict[str, Any]:
         "arms": arms,
         "differences": differences,
         "paper": {k: {"chunk": v[0], "event": v[1]} for k, v in PAPER.items()},
+        "demonstration_notes": demonstration_notes,
     }
 
 
@@ -416,8 +423,49 @@ def markdown(result: dict[str, Any]) -> str:
                     f"| {name} | {task} | {row['index']} | {row['milestone']} | "
                     f"{row['example']} | {row['failures']} | {100 * row['share']:.0f}% | {kinds} |"
                 )
+    lines += _duration_lines(result)
     lines += ["", f"![ablation]({PLOT_FILE})", ""]
     return "\n".join(lines)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _duration_lines(result: dict[str, Any]) -> list[str]:
+    rows = [
+        (name, row)
+        for name, arm in result["arms"].items()
+        for row in (arm.get("event_durations") or [])
+    ]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Event durations",
+        "",
+        "Arms with one instruction per event: the first attempt at each event, how long it lasted "
+        "until the policy ended it (or the planner did), beside the same event in the "
+        "demonstrations (`subtask` track of data.paths). Events that end much sooner than the "
+        "demonstrations' point at the Δt head; events of about their length that miss the "
+        "milestone point at the motion.",
+        "",
+        "| arm | task | event | first attempts | median s | milestone reached | ended before "
+        "the demonstrations' median | demonstrations | their median s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in rows:
+        shorter = row["shorter_than_demonstrations"]
+        lines.append(
+            f"| {name} | {row['task']} | {row['index']} | {row['attempts']} | "
+            f"{_seconds(row['median_s'])} | {row['reached']} | "
+            f"{'-' if shorter is None else f'{100 * shorter:.0f}%'} | {row['demonstrations']} | "
+            f"{_seconds(row['demonstrations_median_s'])} |"
+        )
+    notes = result.get("demonstration_notes", [])
+    if notes:
+        lines += ["", *(f"- {note}" for note in notes)]
+    return lines
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
