@@ -307,19 +307,19 @@ def synthetic_rows(arm: str, seed: int, variant: str, seeds: tuple[int, ...]) ->
     return rows
 
 
-def write_demonstration_events(root: Path, seconds: dict[int, list[float]]) -> None:
-    """A dataset folder's index and events.json files (all the durations read), one press_buttons
-    episode per entry of ``seconds`` (its events' lengths), and one stack episode."""
+def write_demonstration_events(root: Path, episodes: list[list[tuple[int, float]]]) -> None:
+    """A dataset folder's index and events.json files (all the durations read): one press_buttons
+    episode per list of (subtask index, seconds) events, in that order, and one stack episode."""
     root.mkdir(parents=True)
     lines = []
-    for number, (task, lengths) in enumerate(
-        [*(("press_buttons", v) for v in seconds.values()), ("stack", [9.0])]
+    for number, (task, events) in enumerate(
+        [*(("press_buttons", e) for e in episodes), ("stack", [(0, 9.0)])]
     ):
         directory = root / episode_dir_name(number)
         directory.mkdir()
         start, track = 0, []
-        for index, length in enumerate(lengths):
-            end = start + round(length * 1e9)
+        for index, seconds in events:
+            end = start + round(seconds * 1e9)
             track.append(CaptionSegment(f"event {index}", 0, 1, start, end, index).to_json())
             start = end
         (directory / "events.json").write_text(json.dumps({"subtask": track}))
@@ -328,38 +328,65 @@ def write_demonstration_events(root: Path, seconds: dict[int, list[float]]) -> N
 
 
 def test_event_durations_against_demonstrations(tmp_path) -> None:
-    write_demonstration_events(tmp_path / "demos", {0: [2.0, 3.0], 1: [4.0, 3.0], 2: [3.0]})
-    demos, notes = durations.demonstration_durations(
-        [tmp_path / "demos", tmp_path / "missing"], ["press_buttons"]
+    demos_dir = tmp_path / "demos"
+    # Episode 1 has no subtask indices (its positions count), episode 2 lists event 1 first.
+    write_demonstration_events(
+        demos_dir, [[(0, 2.0), (1, 3.0)], [(-1, 4.0), (-1, 3.0)], [(1, 5.0), (0, 3.0)]]
     )
-    assert demos == {("press_buttons", 0): [2.0, 4.0, 3.0], ("press_buttons", 1): [3.0, 3.0]}
+    demos, notes = durations.demonstration_durations(
+        [demos_dir, demos_dir, tmp_path / "missing"], ["press_buttons"]
+    )
+    assert demos == {("press_buttons", 0): [2.0, 4.0, 3.0], ("press_buttons", 1): [3.0, 3.0, 5.0]}
     assert notes == [f"{tmp_path / 'missing'}: no demonstrations found"]
-    # A retry (second attempt at event 0) and an attempt without a duration are not counted.
+
+    # First attempts only: a retry never stands in (not even for a first attempt without a
+    # duration), and "succeeded" is the rubric's verdict (events without a milestone too).
     first = episode(0, "train", ["press_first"], [attempt(0, "SUCCEEDED", True, 1.0)])
-    retried = episode(1, "train", [], [attempt(0, "SUCCEEDED", False, 3.5)] * 2)
-    retried["events"].append(attempt(1, "TIMED_OUT", False, math.nan))
-    rows = durations.event_durations([first, retried], demos)
+    first["events"][0]["milestone_reached"] = None
+    retried = episode(1, "train", [], [attempt(0, "SUCCEEDED", False, 3.5)])
+    retried["events"] += [
+        attempt(0, "SUCCEEDED", False, 10.0),
+        attempt(1, "TIMED_OUT", False, math.nan),
+        attempt(1, "SUCCEEDED", False, 2.0),
+    ]
+    unmeasured = episode(2, "train", [], [attempt(0, "SUCCEEDED", False, 2.0)])
+    unmeasured["events"][0]["duration_s"] = None
+    rows = durations.event_durations([first, retried, unmeasured], demos)
     assert rows == [
         {
             "task": "press_buttons",
             "index": 0,
-            "attempts": 2,
+            "first_attempts": 2,
             "median_s": 2.25,
-            "reached": 1,
+            "succeeded": 1,
             "shorter_than_demonstrations": 0.5,
             "demonstrations": 3,
             "demonstrations_median_s": 3.0,
         }
     ]
     assert durations.event_durations([first], {})[0]["shorter_than_demonstrations"] is None
-    (tmp_path / "demos" / episode_dir_name(1) / "events.json").write_text("{not json")
-    demos, notes = durations.demonstration_durations([tmp_path / "demos"], ["press_buttons"])
-    assert demos[("press_buttons", 0)] == [2.0, 3.0] and "episode 1 skipped" in notes[0]
+
+    # Bad data is noted and skipped, never fatal.
+    (demos_dir / episode_dir_name(1) / "events.json").write_text("{not json")
+    wrong_type = {"subtask": [{**CaptionSegment("x", 0, 1, 0, 1).to_json(), "start_ns": "0"}]}
+    (demos_dir / episode_dir_name(2) / "events.json").write_text(json.dumps(wrong_type))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "episodes.jsonl").write_text('{"index": 0, "direc')
+    demos, notes = durations.demonstration_durations(
+        [demos_dir, broken], ["press_buttons", "build_and_signal"]
+    )
+    assert demos == {("press_buttons", 0): [2.0], ("press_buttons", 1): [3.0]}
+    assert "2 episode(s) skipped, unreadable" in notes[0]
+    assert notes[1].startswith(f"{broken}: unreadable episode index")
+    assert notes[2] == "build_and_signal: no demonstrations in the data folders"
 
 
 def test_report_aggregates_synthetic_shards(tmp_path) -> None:
     plan = plan_of(tmp_path, **{"eval.shard_episodes": 2})
-    write_demonstration_events(tmp_path / "demos", {0: [1.0, 1.0, 1.0], 1: [1.0, 2.0, 1.0]})
+    write_demonstration_events(
+        tmp_path / "demos", [[(0, 1.0), (1, 1.0), (2, 1.0)], [(0, 1.0), (1, 2.0), (2, 1.0)]]
+    )
     checkpoints = {r.key: fake_finished_run(r, [1000, 1001, 1002]) for r in plan.runs}
     all_shards = evaluation.shards(plan)
     assert len(all_shards) == 2 * 2 * 2 * 2  # arms x seeds x variants x seed blocks
@@ -406,9 +433,13 @@ def test_report_aggregates_synthetic_shards(tmp_path) -> None:
     # Event 1 was attempted by 3 train episodes per training seed; the ended-early one (0.5 s)
     # is the only one shorter than the demonstrations' median (1.5 s).
     timed = {r["index"]: r for r in result["arms"]["event"]["event_durations"]}
-    assert (timed[1]["attempts"], timed[1]["reached"], timed[1]["demonstrations"]) == (6, 4, 2)
+    assert (timed[1]["first_attempts"], timed[1]["succeeded"], timed[1]["demonstrations"]) == (
+        6,
+        4,
+        2,
+    )
     assert timed[1]["shorter_than_demonstrations"] == pytest.approx(2 / 6)
-    assert timed[0]["attempts"] == 16 and timed[0]["demonstrations_median_s"] == 1.0
+    assert timed[0]["first_attempts"] == 16 and timed[0]["demonstrations_median_s"] == 1.0
     assert result["arms"]["chunk8"]["event_durations"] is None
 
     text = (plan.output / "ablation.md").read_text()

@@ -84,7 +84,10 @@ def test_recorded_episode_reads_back(sim, tmp_path, image_format: str) -> None:
 
     # Events: four tracks, subtasks in order with boundaries nested in the task.
     assert set(episode.events) == set(TRACKS)
-    assert read_events(recorder.last_written) == episode.events
+    raw = json.loads((recorder.last_written / "events.json").read_text())
+    read = read_events(recorder.last_written)
+    assert {t: [s.to_json() for s in read[t]] for t in TRACKS} == {t: raw[t] for t in TRACKS}
+    assert read == episode.events
     (task_caption,) = episode.events["task"]
     assert (task_caption.start_step, task_caption.end_step) == (0, steps)
     subtasks = episode.events["subtask"]
@@ -117,7 +120,7 @@ def test_reading_a_non_episode_fails_clearly(tmp_path) -> None:
     with pytest.raises(EpisodeFormatError, match=r"no events\.json"):
         read_events(tmp_path)
     (tmp_path / "events.json").write_text("[1, 2")
-    with pytest.raises(EpisodeFormatError, match="not JSON"):
+    with pytest.raises(EpisodeFormatError, match="unreadable events"):
         read_events(tmp_path)
     (tmp_path / "events.json").write_text('{"subtask": [{"caption": "x"}]}')
     with pytest.raises(EpisodeFormatError, match=r"malformed events\.json"):

@@ -220,8 +220,8 @@ def read_events(path: str | Path) -> dict[str, list[CaptionSegment]]:
         raw = json.loads((path / "events.json").read_text())
     except FileNotFoundError as error:
         raise EpisodeFormatError(f"{path}: no events.json") from error
-    except json.JSONDecodeError as error:
-        raise EpisodeFormatError(f"{path}: events.json is not JSON ({error})") from error
+    except (OSError, ValueError) as error:  # ValueError: not JSON, or not UTF-8
+        raise EpisodeFormatError(f"{path}: unreadable events.json ({error})") from error
     return _caption_tracks(raw, path)
 
 

@@ -7,8 +7,10 @@ much sooner than the demonstrations' (the Δt head cuts them short) from one tha
 demonstrations' time and still misses (the motion is wrong).
 
 Policy side: the first attempt at each (task, event index) of every episode (``report.json``
-``events`` rows; attempts without a measured duration, as on the ROS path, are left out).
-Demonstration side: the ``subtask`` track of every episode of the run's data folders.
+``events`` rows), pooled over every evaluated variant; a first attempt without a measured
+duration (as on the ROS path) is left out, never replaced by a retry. Demonstration side: the
+``subtask`` track of every episode of the training data folders (train variant only). Event k
+is the task's k-th event on both sides, whatever its colours (press_buttons' order varies).
 """
 
 from __future__ import annotations
@@ -25,34 +27,55 @@ from wallwm_core.episode_format import EpisodeFormatError, list_episodes, read_e
 EventKey = tuple[str, int]  # (task, event index)
 
 
+def _episode_durations(folder: Path) -> list[tuple[int, float]]:
+    """(event index, seconds) of the ``subtask`` track of one episode folder."""
+    found = []
+    for position, event in enumerate(read_events(folder)["subtask"]):
+        index = event.subtask_index if event.subtask_index >= 0 else position
+        found.append((int(index), (event.end_ns - event.start_ns) / 1e9))
+    return found
+
+
 def demonstration_durations(
     paths: Iterable[str | Path], tasks: Sequence[str]
 ) -> tuple[dict[EventKey, list[float]], list[str]]:
-    """Seconds of each ``subtask`` event of the episodes of ``tasks`` in ``paths``, per (task,
-    event index); and a note per folder or episode that could not be read (skipped)."""
+    """Seconds of each ``subtask`` event of the episodes of ``tasks`` in ``paths`` (each folder
+    once), per (task, event index); and notes on what could not be read (skipped, never fatal)
+    or is missing: one note per folder, and one per task without demonstrations."""
     durations: dict[EventKey, list[float]] = collections.defaultdict(list)
     notes: list[str] = []
-    for root in map(Path, paths):
-        entries = list_episodes(root) if root.is_dir() else []
+    for root in dict.fromkeys(map(Path, paths)):
+        try:
+            entries = list_episodes(root) if root.is_dir() else []
+        except (OSError, ValueError) as error:
+            notes.append(f"{root}: unreadable episode index, skipped ({error})")
+            continue
         if not entries:
             notes.append(f"{root}: no demonstrations found")
             continue
+        skipped, first_error = 0, ""
         for entry in entries:
-            if entry.get("task") not in tasks:
-                continue
             try:
-                events = read_events(root / entry["directory"])["subtask"]
-            except (EpisodeFormatError, KeyError) as error:
-                notes.append(f"{root}: episode {entry.get('index')} skipped ({error})")
+                if entry.get("task") not in tasks:
+                    continue
+                found = _episode_durations(root / entry["directory"])
+            except (EpisodeFormatError, KeyError, TypeError, AttributeError) as error:
+                skipped, first_error = skipped + 1, first_error or f"{error!r}"
                 continue
-            for position, event in enumerate(events):
-                index = event.subtask_index if event.subtask_index >= 0 else position
-                durations[(entry["task"], index)].append((event.end_ns - event.start_ns) / 1e9)
+            for index, seconds in found:
+                durations[(entry["task"], index)].append(seconds)
+        if skipped:
+            notes.append(f"{root}: {skipped} episode(s) skipped, unreadable (first: {first_error})")
+    for task in tasks:
+        if not any(key[0] == task for key in durations):
+            notes.append(f"{task}: no demonstrations in the data folders")
     return dict(durations), notes
 
 
 def first_attempts(episodes: Iterable[Mapping[str, Any]]) -> dict[EventKey, list[dict[str, Any]]]:
-    """The first attempt at each event of each episode, per (task, event index)."""
+    """The first attempt at each event of each episode with a measured duration, per (task,
+    event index): its seconds and the rubric's verdict (``succeeded``: the milestone, or the
+    planner's outcome for events without one)."""
     found: dict[EventKey, list[dict[str, Any]]] = collections.defaultdict(list)
     for episode in episodes:
         seen: set[int] = set()
@@ -61,10 +84,11 @@ def first_attempts(episodes: Iterable[Mapping[str, Any]]) -> dict[EventKey, list
             if index in seen:
                 continue
             seen.add(index)
-            duration = float(row.get("duration_s", math.nan))
+            raw = row.get("duration_s")
+            duration = math.nan if raw is None else float(raw)
             if math.isfinite(duration):
                 found[(episode["task"], index)].append(
-                    {"duration_s": duration, "reached": bool(row.get("milestone_reached"))}
+                    {"duration_s": duration, "succeeded": bool(row.get("succeeded"))}
                 )
     return dict(found)
 
@@ -76,9 +100,9 @@ def _median(values: Sequence[float]) -> float | None:
 def event_durations(
     episodes: Iterable[Mapping[str, Any]], demonstrations: Mapping[EventKey, list[float]]
 ) -> list[dict[str, Any]]:
-    """One row per (task, event index) the policy attempted: first attempts, their median
-    duration, how many reached the milestone, the share that ended before the demonstrations'
-    median, and the demonstrations' count and median (None without demonstrations)."""
+    """One row per (task, event index) the policy attempted: its first attempts, their median
+    duration, how many succeeded, the share that ended before the demonstrations' median, and
+    the demonstrations' count and median (None without demonstrations)."""
     rows = []
     for (task, index), attempts in sorted(first_attempts(episodes).items()):
         durations = [a["duration_s"] for a in attempts]
@@ -88,9 +112,9 @@ def event_durations(
             {
                 "task": task,
                 "index": index,
-                "attempts": len(attempts),
+                "first_attempts": len(attempts),
                 "median_s": _median(durations),
-                "reached": sum(a["reached"] for a in attempts),
+                "succeeded": sum(a["succeeded"] for a in attempts),
                 "shorter_than_demonstrations": (
                     sum(d < demo_median for d in durations) / len(durations)
                     if demo_median is not None

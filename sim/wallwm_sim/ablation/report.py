@@ -218,7 +218,9 @@ def aggregate(plan: Plan, data: Collected, command: str) -> dict[str, Any]:
     """The content of ``ablation.json``."""
     spec = plan.spec
     named = scopes(plan)
-    demonstrations, demonstration_notes = demonstration_durations(spec.data.paths, spec.eval.tasks)
+    # The folders as the runs resolved them (the spec's may be relative to another directory).
+    data_paths = plan.runs[0].config.data.paths if plan.runs else spec.data.paths
+    demonstrations, demonstration_notes = demonstration_durations(data_paths, spec.eval.tasks)
     arms: dict[str, Any] = {}
     for arm in spec.arms:
         per_event = plan.arm_eval[arm.name].instruction == "events"
@@ -444,21 +446,22 @@ def _duration_lines(result: dict[str, Any]) -> list[str]:
         "",
         "## Event durations",
         "",
-        "Arms with one instruction per event: the first attempt at each event, how long it lasted "
-        "until the policy ended it (or the planner did), beside the same event in the "
-        "demonstrations (`subtask` track of data.paths). Events that end much sooner than the "
-        "demonstrations' point at the Δt head; events of about their length that miss the "
-        "milestone point at the motion.",
+        "Arms with one instruction per event: the first attempt at each event (all evaluated "
+        "variants), how long it lasted until the policy ended it (or the planner did), beside the "
+        "same event in the demonstrations (train variant, `subtask` track of data.paths). "
+        "Events that end much sooner than the demonstrations' point at the Δt head; events of "
+        "about their length that miss the milestone point at the motion. Succeeded: the "
+        "rubric's verdict when the attempt ended.",
         "",
-        "| arm | task | event | first attempts | median s | milestone reached | ended before "
+        "| arm | task | event | first attempts | median s | succeeded | ended before "
         "the demonstrations' median | demonstrations | their median s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in rows:
         shorter = row["shorter_than_demonstrations"]
         lines.append(
-            f"| {name} | {row['task']} | {row['index']} | {row['attempts']} | "
-            f"{_seconds(row['median_s'])} | {row['reached']} | "
+            f"| {name} | {row['task']} | {row['index']} | {row['first_attempts']} | "
+            f"{_seconds(row['median_s'])} | {row['succeeded']} | "
             f"{'-' if shorter is None else f'{100 * shorter:.0f}%'} | {row['demonstrations']} | "
             f"{_seconds(row['demonstrations_median_s'])} |"
         )
