@@ -7,8 +7,8 @@ cell means with a stratified bootstrap interval (:mod:`wallwm_sim.ablation.stats
 each training seed and a t-interval over them, the success rate (Task Progress 100) with a
 Wilson interval, the difference to the reference arm, and where failed episodes failed
 (:mod:`wallwm_sim.ablation.failures`) and, for arms with one instruction per event, how long
-their events lasted beside the demonstrations (:mod:`wallwm_sim.ablation.durations`). Missing shards leave the report incomplete, and it says
-so; evaluation seeds that appear in a run's training data are an error it names.
+their events lasted beside the demonstrations (:mod:`wallwm_sim.ablation.durations`). Missing
+shards leave the report incomplete, and it says so; evaluation seeds that appear in a run's training data are an error it names.
 """
 
 from __future__ import annotations
@@ -55,6 +55,15 @@ class Collected:
     shards_total: int
     problems: list[str]
     runs: dict[str, list[dict[str, Any]]]  # arm -> per-run facts
+
+    def episodes_of(self, arm: str, task: str | None = None) -> list[dict[str, Any]]:
+        """Every episode row of ``arm`` (of ``task`` only, if given), over seeds and variants."""
+        return [
+            e
+            for (a, _, t, _), found in self.episodes.items()
+            if a == arm and task in (None, t)
+            for e in found
+        ]
 
 
 def collect(plan: Plan) -> Collected:
@@ -154,20 +163,20 @@ def scopes(plan: Plan) -> dict[str, list[tuple[str, str]]]:
     return result
 
 
+def _per_event(plan: Plan, arm: str) -> bool:
+    """Whether ``arm`` runs a task's events one instruction each (else the task as one)."""
+    return plan.arm_eval[arm].instruction == "events"
+
+
 def failure_points(plan: Plan, data: Collected, arm: str) -> dict[str, Any]:
     """Where the failed episodes of ``arm`` failed, per task and event index."""
-    per_event = plan.arm_eval[arm].instruction == "events"
+    per_event = _per_event(plan, arm)
     tasks: dict[str, dict[str, Any]] = {}
     totals = collections.Counter()
     for task in plan.spec.eval.tasks:
         milestones = [s.milestone for s in get_task(task).sample(0, "train").subtasks]
         rows: dict[int, dict[str, Any]] = {}
-        episodes = [
-            e
-            for (a, _, t, _), found in data.episodes.items()
-            if a == arm and t == task
-            for e in found
-        ]
+        episodes = data.episodes_of(arm, task)
         failed = 0
         for episode in episodes:
             point = failure_point(episode, milestones, per_event)
@@ -223,8 +232,6 @@ def aggregate(plan: Plan, data: Collected, command: str) -> dict[str, Any]:
     demonstrations, demonstration_notes = demonstration_durations(data_paths, spec.eval.tasks)
     arms: dict[str, Any] = {}
     for arm in spec.arms:
-        per_event = plan.arm_eval[arm.name].instruction == "events"
-        episodes = [e for (a, *_), found in data.episodes.items() if a == arm.name for e in found]
         arms[arm.name] = {
             "overrides": list(arm.overrides),
             "evaluation": plan.arm_eval[arm.name].describe(),
@@ -233,7 +240,11 @@ def aggregate(plan: Plan, data: Collected, command: str) -> dict[str, Any]:
                 name: summarise(plan, data, arm.name, cells) for name, cells in named.items()
             },
             "failure_points": failure_points(plan, data, arm.name),
-            "event_durations": event_durations(episodes, demonstrations) if per_event else None,
+            "event_durations": (
+                event_durations(data.episodes_of(arm.name), demonstrations)
+                if _per_event(plan, arm.name)
+                else None
+            ),
         }
     reference = spec.reference
     differences = {
