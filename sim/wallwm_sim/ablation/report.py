@@ -8,7 +8,8 @@ each training seed and a t-interval over them, the success rate (Task Progress 1
 Wilson interval, the difference to the reference arm, and where failed episodes failed
 (:mod:`wallwm_sim.ablation.failures`) and, for arms with one instruction per event, how long
 their events lasted beside the demonstrations (:mod:`wallwm_sim.ablation.durations`). Missing
-shards leave the report incomplete, and it says so; evaluation seeds that appear in a run's training data are an error it names.
+shards leave the report incomplete, and it says so; evaluation seeds that appear in a run's
+training data are an error it names.
 """
 
 from __future__ import annotations
